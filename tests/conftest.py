@@ -1,0 +1,22 @@
+"""Shared test set-up: a repository-local cache so the smoke source model is trained once per machine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# Tests must never try the network; the pretrained small CNN is cached here and shared by all tests.
+os.environ.setdefault("VPCOST_HOME", str(ROOT / ".cache" / "vpcost"))
+os.environ.setdefault("VPCOST_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def isolated_home(tmp_path, monkeypatch):
+    """A fresh, empty VPCOST_HOME for tests that must not see the shared cache."""
+    monkeypatch.setenv("VPCOST_HOME", str(tmp_path))
+    return tmp_path

@@ -1,0 +1,64 @@
+import json
+
+import pytest
+
+from vpcost_utils import runs, sweep
+from vpcost_utils.config import RunSpec
+from vpcost_utils.store import ResultStore
+
+
+def _fake_execute(calls, fail_on=(), interrupt_on=()):
+    def execute(spec, *, device=None, progress=True):
+        calls.append(spec.run_id)
+        if spec.seed in fail_on:
+            raise RuntimeError(f"boom {spec.seed}")
+        if spec.seed in interrupt_on:
+            raise KeyboardInterrupt
+        return {"run_id": spec.run_id, "spec": spec.to_dict(), "metrics": {"acc": 10.0 + spec.seed, "ece": 0.1,
+                "per_class_acc": [float("nan"), 1.0]}, "model": {"substitute": False}, "env": {"wall_time_s": 1}}
+    return execute
+
+
+def test_records_are_written_atomically_and_read_back(tmp_path):
+    store = ResultStore(tmp_path)
+    spec = RunSpec("smallcnn/dense", "digits")
+    store.write({"run_id": spec.run_id, "spec": spec.to_dict(), "metrics": {"acc": 1.0, "x": float("nan")}})
+    assert [p.name for p in tmp_path.iterdir()] == [f"{spec.run_id}.json"]  # no temporary file left behind
+    assert store.read(spec.run_id)["metrics"] == {"acc": 1.0, "x": None}
+    assert store.has(spec) and not store.has(spec.replace(seed=1))
+
+
+def test_grid_is_the_cartesian_product():
+    specs = sweep.grid(model=["a/x", "a/y"], dataset="d", method=["flm", "ilm"], n_shots=[1, None])
+    assert len(specs) == 8 and {s.model for s in specs} == {"a/x", "a/y"}
+
+
+def test_rerun_skips_what_is_done_and_resumes_after_interrupt(tmp_path, monkeypatch):
+    store = ResultStore(tmp_path)
+    specs = sweep.grid(model="a/x", dataset="d", seed=[0, 1, 2, 3])
+    calls = []
+    monkeypatch.setattr(runs, "execute", _fake_execute(calls, interrupt_on=(2,)))
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_grid(specs, store, progress=False)
+    assert len(list(tmp_path.glob("*.json"))) == 2  # the two finished runs survived the kill
+    calls.clear()
+    monkeypatch.setattr(runs, "execute", _fake_execute(calls))
+    result = sweep.run_grid(specs, store, progress=False)
+    assert (result.done_before, result.ran) == (2, 2) and len(calls) == 2
+    calls.clear()
+    assert sweep.run_grid(specs, store, progress=False).ran == 0 and calls == []
+    table = store.table()
+    assert sorted(table["acc"]) == [10.0, 11.0, 12.0, 13.0]
+
+
+def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    store = ResultStore(tmp_path)
+    specs = sweep.grid(model="a/x", dataset="d", seed=[0, 1, 2])
+    monkeypatch.setattr(runs, "execute", _fake_execute([], fail_on=(1,)))
+    with pytest.raises(sweep.SweepError, match="1 run"):
+        sweep.run_grid(specs, store, progress=False)
+    failure = json.loads((tmp_path / f"{specs[1].run_id}.error.json").read_text())
+    assert "boom 1" in failure["error"] and failure["spec"]["seed"] == 1
+    assert store.has(specs[0]) and store.has(specs[2]) and not store.has(specs[1])
+    result = sweep.run_grid(specs, store, progress=False, on_error="record")
+    assert result.ran == 0 and len(result.failures) == 1

@@ -1,0 +1,84 @@
+"""Every artifact of the paper, the notebook that makes it, and the files it writes.
+
+The single source for ``outputs/<profile>/index.md`` and for the notebook tests' list of expected
+files. Patterns are relative to ``outputs/<profile>/`` and may hold a glob ``*`` (one file per
+family or dataset).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+
+class Artifact(NamedTuple):
+    paper: str  # "Fig. 2, 21"
+    what: str
+    notebook: str
+    files: tuple[str, ...]
+
+
+NOTEBOOKS = ("01_sparse_transfer", "02_clip", "03_quantization", "04_cross_modal", "05_calibration",
+             "06_label_mapping", "07_summary")
+
+ARTIFACTS: tuple[Artifact, ...] = (
+    Artifact("Table 5", "batch size per N-shot", "01_sparse_transfer", ("tables/table5_batch_sizes.csv",)),
+    Artifact("Fig. 2, 21", "accuracy vs N-shot, GMP ResNet-18/34 vs dense", "01_sparse_transfer",
+             ("figures/fig02_21_accuracy_gmp*.png",)),
+    Artifact("Fig. 3, 22", "accuracy vs N-shot, AC/DC ResNet-50 vs dense", "01_sparse_transfer",
+             ("figures/fig03_22_accuracy_acdc.png",)),
+    Artifact("Fig. 4, 23", "accuracy vs N-shot, RigL ResNet-50 vs dense", "01_sparse_transfer",
+             ("figures/fig04_23_accuracy_rigl.png",)),
+    Artifact("Fig. 14", "upstream top-1 vs remaining weights", "01_sparse_transfer",
+             ("figures/fig14_upstream_accuracy.png",)),
+    Artifact("Fig. 15, 16 (left)", "accuracy vs N-shot, dense vs the sparsest lottery ticket", "01_sparse_transfer",
+             ("figures/fig15_16_accuracy_lt.png",)),
+    Artifact("Fig. 15, 16 (right)", "Delta heat maps (dense - sparse) for ILM and FLM", "01_sparse_transfer",
+             ("figures/fig15_16_delta_ilm.png", "figures/fig15_16_delta_flm.png")),
+    Artifact("Fig. 17", "Delta heat maps for RLM", "01_sparse_transfer", ("figures/fig17_delta_rlm.png",)),
+    Artifact("Table 2", "CLIP full-data accuracy, VP and ILM-VP, dense / 2x / 4x", "02_clip",
+             ("tables/table2_clip_vp.csv",)),
+    Artifact("Fig. 18", "CLIP accuracy vs N-shot", "02_clip", ("figures/fig18_clip_accuracy.png",)),
+    Artifact("Fig. 5, 24 / 6, 25", "accuracy vs N-shot per bit width (DeiT-T, Swin-T)", "03_quantization",
+             ("figures/fig05_06_accuracy_*.png",)),
+    Artifact("Table 3", "cross-modal reprogramming accuracy, dense vs compressed", "04_cross_modal",
+             ("tables/table3_cross_modal.csv",)),
+    Artifact("Table 4", "cross-modal reprogramming accuracy per bit width", "04_cross_modal",
+             ("tables/table4_cross_modal_quantized.csv",)),
+    Artifact("Fig. 7", "ECE vs sparsity (full data)", "05_calibration", ("figures/fig07_ece_vs_sparsity.png",)),
+    Artifact("Fig. 8, 9", "ECE vs bits (full data)", "05_calibration", ("figures/fig08_09_ece_vs_bits.png",)),
+    Artifact("Fig. 10", "true-class confidence on correct samples vs bits", "05_calibration",
+             ("figures/fig10_confidence_vs_bits.png",)),
+    Artifact("Fig. 11", "KL to uniform on misclassified samples vs bits", "05_calibration",
+             ("figures/fig11_kl_vs_bits.png",)),
+    Artifact("Fig. 12", "true-class confidence vs sparsity", "05_calibration",
+             ("figures/fig12_confidence_vs_sparsity.png",)),
+    Artifact("Fig. 13", "KL to uniform vs sparsity", "05_calibration", ("figures/fig13_kl_vs_sparsity.png",)),
+    Artifact("Fig. 1", "label mapping examples, dense vs compressed", "06_label_mapping",
+             ("figures/fig01_label_mapping.png",)),
+    Artifact("Fig. 19", "classes with the largest drops and gains", "06_label_mapping",
+             ("figures/fig19_classwise_changes.png",)),
+    Artifact("Fig. 20", "prompt evolution, prompt L2 distance, loss curves", "06_label_mapping",
+             ("figures/fig20a_prompt_evolution.png", "figures/fig20b_prompt_distance_and_loss.png")),
+    Artifact("Table 1", "performance drop per compression method, graded from the results", "07_summary",
+             ("tables/table1_summary.csv",)),
+)
+
+
+def missing_files(out: Path) -> list[str]:
+    """Artifact patterns with no matching file under ``out`` (an ``outputs/<profile>`` folder)."""
+    return [pattern for a in ARTIFACTS for pattern in a.files if not list(out.glob(pattern))]
+
+
+def write_index(out: Path) -> Path:
+    """Write ``out/index.md``: every paper artifact with links to the files that regenerate it."""
+    lines = [f"# Outputs of the `{out.name}` profile", "",
+             "Every table and figure of the paper, and the files this run generated for it.", "",
+             "| paper | what | notebook | files |", "|---|---|---|---|"]
+    for a in ARTIFACTS:
+        found = sorted(p.relative_to(out).as_posix() for pattern in a.files for p in out.glob(pattern))
+        links = "<br>".join(f"[{f}]({f})" for f in found) or "**missing**"
+        lines.append(f"| {a.paper} | {a.what} | [{a.notebook}](executed/{a.notebook}.ipynb) | {links} |")
+    path = out / "index.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,112 @@
+"""Run specs, run ids and the paper's fixed settings (batch size per N-shot, Table 5).
+
+A ``RunSpec`` is everything that determines one result. Its run id is a short hash of its
+canonical JSON, so the same spec always maps to the same result file and a rerun skips it.
+Runtime choices that should not change the answer (device, progress bars) are not in the spec.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import SpecError, check_choice
+
+#: Table 5 of the paper: training batch size per N-shot budget (None = full data).
+BATCH_SIZE_BY_SHOTS: dict[int | None, int] = {1: 8, 2: 8, 5: 16, 10: 32, 20: 32, 50: 64, 100: 128, None: 128}
+
+#: The paper's N-shot grid; None stands for the full training set.
+SHOTS_GRID: tuple[int | None, ...] = (1, 2, 5, 10, 20, 50, 100, None)
+
+TASKS = ("vp", "clip", "crossmodal")
+METHODS = {"vp": ("rlm", "flm", "ilm"), "clip": ("vp", "ilm-vp"), "crossmodal": ("max", "mean")}
+DEFAULT_LR = {"vp": 0.01, "clip": 40.0, "crossmodal": 1e-3}
+DEFAULT_BATCH = {"clip": 16, "crossmodal": 4}
+
+
+def batch_size_for(n_shots: int | None) -> int:
+    """The paper's batch size for an N-shot budget; budgets between grid points round down."""
+    if n_shots is None:
+        return BATCH_SIZE_BY_SHOTS[None]
+    return BATCH_SIZE_BY_SHOTS[max(k for k in BATCH_SIZE_BY_SHOTS if k is not None and k <= max(n_shots, 1))]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run. Every field is part of the run id.
+
+    Defaults are the paper's: 100 epochs, Adam lr 0.01, batch size from Table 5 for ``task="vp"``;
+    SGD lr 40, batch 16 for ``task="clip"``; Adam lr 1e-3, batch 4 for ``task="crossmodal"``.
+    """
+
+    model: str  # registry name, e.g. "resnet50/acdc-90" (see models.list_models())
+    dataset: str  # registry name, e.g. "cifar10" (see data.list_datasets())
+    method: str = "ilm"  # vp: rlm | flm | ilm; clip: vp | ilm-vp; crossmodal: max | mean
+    task: str = "vp"  # vp | clip | crossmodal
+    n_shots: int | None = None  # training images per class; None = full training set
+    seed: int = 0
+    epochs: int = 100
+    eval_every: int = 10  # evaluate on the full test set every k epochs (and after the last); 1 = reference
+    batch_size: int | None = None  # None: the task's default (Table 5 for vp)
+    lr: float | None = None  # None: the task's default
+    max_train: int | None = None  # cap on training examples (crossmodal text sets: the first N rows)
+    max_steps: int | None = None  # optional cap on optimizer steps (crossmodal)
+    substitute: bool = False  # allow a labelled substitute when the real checkpoint is missing
+    save_prompts: tuple[int, ...] = ()  # epochs after which the prompt is saved (Fig. 20)
+
+    def __post_init__(self) -> None:
+        check_choice("task", self.task, TASKS)
+        check_choice(f"{self.task} method", self.method, METHODS[self.task])
+        for name, kind in (("model", str), ("dataset", str), ("seed", int), ("epochs", int), ("eval_every", int),
+                           ("substitute", bool)):
+            value = getattr(self, name)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise SpecError(f"RunSpec.{name} must be {kind.__name__}, got {value!r} ({type(value).__name__})")
+        for name in ("n_shots", "batch_size", "max_train", "max_steps"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise SpecError(f"RunSpec.{name} must be a positive int or None, got {value!r}")
+        if self.lr is not None and not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise SpecError(f"RunSpec.lr must be a positive number or None, got {self.lr!r}")
+        if self.epochs < 1 or self.eval_every < 1:
+            raise SpecError(f"RunSpec.epochs and eval_every must be >= 1, got {self.epochs}, {self.eval_every}")
+        if not isinstance(self.save_prompts, tuple):
+            object.__setattr__(self, "save_prompts", tuple(self.save_prompts))
+
+    @property
+    def effective_batch_size(self) -> int:
+        if self.batch_size is not None:
+            return self.batch_size
+        return batch_size_for(self.n_shots) if self.task == "vp" else DEFAULT_BATCH[self.task]
+
+    @property
+    def effective_lr(self) -> float:
+        return float(self.lr) if self.lr is not None else DEFAULT_LR[self.task]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["save_prompts"] = list(self.save_prompts)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise SpecError(f"unknown RunSpec fields {sorted(unknown)}; known: {sorted(known)}")
+        d = dict(d)
+        if "save_prompts" in d:
+            d["save_prompts"] = tuple(d["save_prompts"])
+        return cls(**d)
+
+    @property
+    def run_id(self) -> str:
+        """12 hex digits of the SHA-1 of the canonical JSON of the spec."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha1(canonical.encode()).hexdigest()[:12]
+
+    def replace(self, **changes: Any) -> RunSpec:
+        return dataclasses.replace(self, **changes)

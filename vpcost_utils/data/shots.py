@@ -1,0 +1,29 @@
+"""N-shot sampling, as the reference does it (reference-algorithms.md §1f).
+
+Per class in ascending label order: shuffle that class's indices with the numpy RNG seeded by
+the run seed, keep the first N (all when the class has fewer), then shuffle the concatenation.
+One ``numpy.random.RandomState(seed)`` plays the role of the reference's globally seeded RNG.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def sample_n_shots(labels: torch.Tensor, n_shots: int | None, seed: int) -> torch.Tensor:
+    """Indices of an N-shot subset (all indices, in order, when ``n_shots`` is None)."""
+    labels_np = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
+    if n_shots is None:
+        return torch.arange(len(labels_np))
+    if n_shots < 1:
+        raise ValueError(f"n_shots must be >= 1 or None, got {n_shots}")
+    rng = np.random.RandomState(seed)
+    chosen = []
+    for c in np.unique(labels_np):
+        index = np.flatnonzero(labels_np == c)
+        rng.shuffle(index)
+        chosen.append(index[:n_shots])
+    picked = np.concatenate(chosen)
+    rng.shuffle(picked)
+    return torch.from_numpy(picked.astype(np.int64))

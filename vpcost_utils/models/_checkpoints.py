@@ -1,0 +1,65 @@
+"""Finding checkpoint files: the cache folder first, then a download, else a clear error.
+
+Downloads go through ``torch.hub.download_url_to_file`` into ``paths.checkpoints_dir()`` and are
+checked by sha256 when the registry knows it. Set ``VPCOST_OFFLINE=1`` to never try the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import paths
+from ..errors import CheckpointError, MissingFileError
+from ._registry import ModelEntry
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def offline() -> bool:
+    return os.environ.get("VPCOST_OFFLINE", "0") not in ("", "0", "false", "False")
+
+
+def resolve_checkpoint(entry: ModelEntry, filename: str | None = None) -> Path:
+    """Path of ``entry``'s checkpoint file, downloading it when it has a plain URL and we may.
+
+    Raises ``MissingFileError`` naming the file, where it comes from and the folder to put it in.
+    """
+    filename = filename or entry.filename
+    if not filename:
+        raise ValueError(f"{entry.name} has no checkpoint file name in the registry")
+    folder = paths.checkpoints_dir()
+    path = folder / filename
+    if not path.exists() and entry.source.startswith(("http://", "https://")) and not offline():
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(entry.source, str(path), progress=True)
+        except Exception as exc:  # no network, 404, quota: all end in the same advice
+            path.unlink(missing_ok=True)
+            raise MissingFileError(f"checkpoint of {entry.name}", filename, entry.source, str(folder)) from exc
+    if not path.exists():
+        raise MissingFileError(f"checkpoint of {entry.name}", filename, entry.source or "its authors", str(folder))
+    if entry.sha256 and sha256_of(path) != entry.sha256:
+        raise CheckpointError(f"{path} does not have the sha256 the registry expects for {entry.name} "
+                              f"({entry.sha256}); the file is corrupt or a different release: delete it and fetch "
+                              f"it again from {entry.source}")
+    return path
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    """``torch.load`` on CPU; checkpoints are plain tensors and dicts, so ``weights_only`` is kept on."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint ({exc}); the file is corrupt or "
+                              "truncated: delete it and fetch it again") from exc

@@ -1,0 +1,255 @@
+"""What every section notebook does besides science: settings, output folders, saving, preflight.
+
+Notebooks stay thin (parameters, calls, plots); this module holds the plumbing they share so a
+notebook cell is one line. Outputs go to ``<output_dir>/<profile>/{figures,tables,metrics,runs}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import profiles
+from .config import RunSpec
+from .errors import MissingFileError, SpecError, VpcostError
+from .store import ResultStore, atomic_write_bytes
+
+
+def interactive() -> bool:
+    """True in JupyterLab / Colab with a live front end; False headless or in plain Python.
+
+    A papermill kernel looks like any Jupyter kernel from inside, so our runner (``reproduce``) and
+    the tests mark headless runs with ``VPCOST_HEADLESS=1``.
+    """
+    if os.environ.get("VPCOST_HEADLESS", "0") not in ("", "0"):
+        return False
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        return False
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+@dataclass
+class Section:
+    """One notebook's resolved settings and output locations."""
+
+    name: str
+    settings: dict[str, Any]
+    out: Path
+    store: ResultStore
+    artifacts: list[str] = field(default_factory=list)
+
+    @property
+    def profile(self) -> str:
+        return self.settings["profile"]
+
+    def _write(self, sub: str, name: str, data: bytes) -> Path:
+        path = self.out / sub / name
+        atomic_write_bytes(path, data)
+        self.artifacts.append(str(path.relative_to(self.out)))
+        return path
+
+    def save_figure(self, fig: Any, name: str) -> Path:
+        """Save a matplotlib figure as PNG and PDF under figures/; returns the PNG path."""
+        import io
+
+        png = None
+        for fmt in ("png", "pdf"):
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=fmt, dpi=150 if fmt == "png" else None, bbox_inches="tight")
+            path = self._write("figures", f"{name}.{fmt}", buffer.getvalue())
+            png = png or path
+        return png
+
+    def save_table(self, df: Any, name: str) -> Path:
+        """Save a DataFrame as CSV and Markdown under tables/; returns the CSV path."""
+        from .tables import to_markdown
+
+        path = self._write("tables", f"{name}.csv", df.to_csv(index=False).encode())
+        self._write("tables", f"{name}.md", to_markdown(df).encode())
+        return path
+
+    def save_metrics(self, data: dict[str, Any], name: str) -> Path:
+        from .store import _jsonable
+
+        return self._write("metrics", f"{name}.json", json.dumps(_jsonable(data), indent=1, sort_keys=True).encode())
+
+    def run(self, specs: list[RunSpec], *, device: str | None = None, runner: str = "serial") -> Any:
+        """Preflight, then run every spec not yet stored; returns the store's table."""
+        from .sweep import run_grid
+
+        preflight(specs)
+        specs = drop_oversized_shots(specs)
+        result = run_grid(specs, self.store, runner=runner, device=device)
+        print(f"{self.name}: {result}")
+        return self.store.table()
+
+
+def setup(section: str, profile: str, output_dir: str | Path, **overrides: Any) -> Section:
+    """Resolve a notebook's settings and make its output folders (``<output_dir>/<profile>``)."""
+    settings = profiles.settings(section, profile, **overrides)
+    out = Path(output_dir) / profile
+    out.mkdir(parents=True, exist_ok=True)
+    return Section(section, settings, out, ResultStore(out / "runs"))
+
+
+def check_types(params: dict[str, Any], declared: dict[str, type | tuple[type, ...]]) -> None:
+    """Raise SpecError naming every parameter whose value has the wrong type."""
+    bad = [f"{name}={value!r} (expected {getattr(kind, '__name__', kind)})"
+           for name, value in params.items()
+           if name in declared and value is not None and not isinstance(value, declared[name])]
+    if bad:
+        raise SpecError("wrong parameter type(s): " + "; ".join(bad))
+
+
+def preflight(specs: list[RunSpec]) -> None:
+    """Load every model and dataset the specs need once; raise one error listing everything missing.
+
+    A profile that needs absent data or checkpoints must fail before any training, with the
+    complete list and where to get each item, not one at a time.
+    """
+    from .data import get_dataset_info, load_split
+    from .models import create_model, get_entry
+
+    missing: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for spec in specs:
+        for kind, name in (("model", spec.model), ("dataset", spec.dataset)):
+            if (kind, name) in seen:
+                continue
+            seen.add((kind, name))
+            try:
+                if kind == "model":
+                    get_entry(name)
+                    if spec.task == "vp":
+                        create_model(name, substitute=spec.substitute)
+                elif spec.task in ("vp", "clip"):
+                    get_dataset_info(name)
+                    load_split(name, "train")
+                    load_split(name, "test")
+            except MissingFileError as exc:
+                missing.append(f"- {exc}")
+            except VpcostError:
+                raise
+    if missing:
+        raise VpcostError("this profile needs files that are not here; nothing was trained:\n" + "\n".join(missing))
+
+
+def family_models(families: dict[str, Any]) -> list[str]:
+    """Every model of a {family: (dense, [compressed...])} dict, dense first, without repeats."""
+    seen: dict[str, None] = {}
+    for dense, compressed in families.values():
+        seen.setdefault(dense)
+        for name in compressed:
+            seen.setdefault(name)
+    return list(seen)
+
+
+def drop_oversized_shots(specs: list[RunSpec]) -> list[RunSpec]:
+    """Remove N-shot runs whose N exceeds every class of the dataset (they equal the full-data run)."""
+    import torch
+
+    from .data import load_split
+
+    largest: dict[str, int] = {}
+    kept = []
+    for spec in specs:
+        if spec.n_shots is not None and spec.task in ("vp", "clip"):
+            if spec.dataset not in largest:
+                largest[spec.dataset] = int(torch.bincount(load_split(spec.dataset, "train").labels).max())
+            if spec.n_shots > largest[spec.dataset]:
+                print(f"note: {spec.dataset} has at most {largest[spec.dataset]} training images per class; "
+                      f"N={spec.n_shots} is the full-data run and is skipped")
+                continue
+        kept.append(spec)
+    return kept
+
+
+def upstream_points(models: list[str], *, substitute: bool = False) -> list[dict[str, Any]]:
+    """Upstream top-1 and remaining weights per model for Fig. 14.
+
+    The smoke profile's models carry their top-1 on the source task's held-out split (measured);
+    registry models report the published number (``models.upstream`` measures it when given an
+    ImageNet validation folder).
+    """
+    from .models import create_model, get_entry
+    from .models.upstream import upstream_top1
+
+    points = []
+    for name in models:
+        entry = get_entry(name)
+        remaining = 100.0 * (1 - (entry.sparsity or 0.0))
+        if entry.arch == "smallcnn":
+            provenance = create_model(name).provenance
+            points.append({"name": name, "remaining": remaining, "top1": provenance["source_top1"],
+                           "kind": "measured"})
+        else:
+            result = upstream_top1(name, substitute=substitute)
+            points.append({"name": name, "remaining": remaining, "top1": result.get("top1"),
+                           "kind": result.get("kind", "published")})
+    return points
+
+
+def accuracy_summary(df: Any, families: dict[str, Any]) -> Any:
+    """Mean accuracy per (family, model, dataset, method, N) over seeds, with the drop from the dense model."""
+    import pandas as pd
+
+    rows = []
+    for family, (dense, compressed) in families.items():
+        part = df[df["model"].isin([dense, *compressed])].copy()
+        if part.empty:
+            continue
+        part["shots"] = part["n_shots"].map(lambda n: "full" if pd.isna(n) else str(int(n)))
+        mean = part.groupby(["model", "dataset", "method", "shots"], sort=False)["acc"].mean().reset_index()
+        keys = ["dataset", "method", "shots"]
+        dense_acc = mean[mean["model"] == dense].set_index(keys)["acc"].rename("dense_acc")
+        mean = mean.join(dense_acc, on=keys)
+        mean["drop_vs_dense"] = mean["dense_acc"] - mean["acc"]
+        mean.insert(0, "family", family)
+        rows.append(mean)
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def calibration_summary(df: Any) -> Any:
+    """Correct and paper-compatible calibration statistics per model, dataset and method (mean over seeds)."""
+    columns = ["acc", "ece", "ece_paper_logit", "conf_correct", "kl_wrong_p_uniform", "kl_wrong_paper"]
+    return df.groupby(["model", "dataset", "method"])[columns].mean().reset_index()
+
+
+def records_for(store: ResultStore, df: Any, *, method: str, dataset: str, models: list[str]) -> list[dict]:
+    """Full records of the first seed of each model for one dataset and method."""
+    rows = df[(df["method"] == method) & (df["dataset"] == dataset) & df["model"].isin(models)]
+    rows = rows.sort_values("seed").drop_duplicates("model")
+    return [store.read(run_id) for run_id in rows.set_index("model").loc[[m for m in models if m in set(rows["model"])],
+                                                                           "run_id"]]
+
+
+def prompt_epochs(epochs: int, count: int = 10) -> tuple[int, ...]:
+    """About ``count`` evenly spaced epochs (the first and the last included) at which to save the prompt."""
+    step = max(1, epochs // count)
+    return tuple(sorted({1, *range(step, epochs + 1, step), epochs}))
+
+
+def target_split(dataset: str) -> Any:
+    """The test split of a target dataset (images for label-mapping figures)."""
+    from .data import load_split
+
+    return load_split(dataset, "test")
+
+
+def source_examples(model: str) -> Any:
+    """A function giving one example image of a source class, or None where none is at hand (ImageNet)."""
+    if not model.startswith("smallcnn/"):
+        return None
+    from .data.synthetic import source_split
+    from .models.smallcnn import CANVAS
+
+    examples = source_split("test", per_class=1, size=CANVAS, seed=7)
+    by_class = {int(c): examples.images[i] for i, c in enumerate(examples.labels)}
+    return lambda index: by_class.get(int(index))

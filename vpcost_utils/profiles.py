@@ -1,0 +1,135 @@
+"""Profiles: the grid each notebook runs, at three sizes. Smoke only shrinks; it never changes code paths.
+
+- ``smoke``: offline, CPU, minutes. The study in miniature: the small CNN pretrained here on the
+  generated 100-class task stands in for ImageNet models; its magnitude-pruned and fake-quantized
+  versions stand in for the compressed checkpoints (each paper family maps to a subset of pruning
+  levels); targets are generated tasks and scikit-learn's digits; 10 epochs, one seed.
+- ``quick``: real datasets and checkpoints, a subset sized for one Colab GPU in about an hour:
+  CIFAR-10 and OxfordPets, dense vs AC/DC-90 ResNet-50 and DeiT-T 32 vs 3 bit, N in {1, 10, full}
+  (Pets: {1, 10, 100}), ILM and FLM, one seed, 30 epochs evaluated every 10.
+- ``paper``: the paper's full grid (8 datasets, N in {1, 2, 5, 10, 20, 50, 100, full}, 3 seeds, 100
+  epochs); about 15k runs: use ``runner="submitit"`` on a cluster.
+
+A notebook calls ``settings(section, profile, **overrides)``; ``None`` overrides keep the profile's
+value, unknown names raise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import SHOTS_GRID
+from .errors import SpecError, check_choice
+
+PROFILES = ("smoke", "quick", "paper")
+PAPER_DATASETS = ("cifar10", "svhn", "gtsrb", "dtd", "flowers102", "oxford_pets", "eurosat", "caltech101")
+SMOKE_DATASETS = ("synth_shapes", "digits")
+LT_LEVELS = ("79.122", "62.575", "49.35", "38.793", "30.407", "23.807", "18.664", "14.671", "11.571")
+
+#: family -> (dense model, compressed models), per profile. The smoke profile reuses the small CNN's
+#: pruning levels for every sparse family, so their runs are shared.
+SPARSE_FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
+    "paper": {
+        "gmp-r18": ("resnet18/dense", ("resnet18/gmp",)),
+        "gmp-r34": ("resnet34/dense", ("resnet34/gmp",)),
+        "acdc": ("resnet50/dense", ("resnet50/acdc-80", "resnet50/acdc-90", "resnet50/acdc-98")),
+        "rigl": ("resnet50/dense", ("resnet50/rigl-80", "resnet50/rigl-90", "resnet50/rigl-95")),
+        "lt": ("resnet50/dense", tuple(f"resnet50/lt-{s}" for s in LT_LEVELS)),
+    },
+    "quick": {
+        "acdc": ("resnet50/dense", ("resnet50/acdc-90",)),
+    },
+    "smoke": {
+        "gmp-r18": ("smallcnn/dense", ("smallcnn/prune-80", "smallcnn/prune-90")),
+        "acdc": ("smallcnn/dense", ("smallcnn/prune-80", "smallcnn/prune-90", "smallcnn/prune-95")),
+        "rigl": ("smallcnn/dense", ("smallcnn/prune-80", "smallcnn/prune-90", "smallcnn/prune-95")),
+        "lt": ("smallcnn/dense", ("smallcnn/prune-50", "smallcnn/prune-80", "smallcnn/prune-90", "smallcnn/prune-95")),
+    },
+}
+
+QUANT_FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
+    "paper": {
+        "deit_tiny": ("deit_tiny/fp32", ("deit_tiny/w4a4", "deit_tiny/w3a3", "deit_tiny/w2a2")),
+        "swin_tiny": ("swin_tiny/fp32", ("swin_tiny/w4a4", "swin_tiny/w3a3", "swin_tiny/w2a2")),
+    },
+    "quick": {"deit_tiny": ("deit_tiny/fp32", ("deit_tiny/w3a3",))},
+    "smoke": {"smallcnn": ("smallcnn/dense", ("smallcnn/w8a8", "smallcnn/w4a4", "smallcnn/w3a3", "smallcnn/w2a2"))},
+}
+
+_COMMON: dict[str, dict[str, Any]] = {
+    "paper": {"datasets": PAPER_DATASETS, "shots": SHOTS_GRID, "methods": ("rlm", "flm", "ilm"), "seeds": (0, 1, 2),
+              "epochs": 100, "eval_every": 10, "substitute": False},
+    "quick": {"datasets": ("cifar10", "oxford_pets"), "shots": (1, 10, None), "methods": ("flm", "ilm"),
+              "seeds": (0,), "epochs": 30, "eval_every": 10, "substitute": True},
+    "smoke": {"datasets": SMOKE_DATASETS, "shots": (2, 10, None), "methods": ("rlm", "flm", "ilm"), "seeds": (0,),
+              "epochs": 10, "eval_every": 5, "substitute": False},
+}
+
+_SECTIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "sparse_transfer": {p: {"families": SPARSE_FAMILIES[p]} for p in PROFILES},
+    "quantization": {p: {"families": QUANT_FAMILIES[p], "methods": ("ilm",) if p != "paper" else ("ilm",)}
+                     for p in PROFILES},
+    "calibration": {p: {"sparse_families": SPARSE_FAMILIES[p], "quant_families": QUANT_FAMILIES[p], "shots": (None,)}
+                    for p in PROFILES},
+    "label_mapping": {
+        "paper": {"dense": "resnet50/dense", "sparse": "resnet50/lt-14.671", "datasets": ("oxford_pets", "dtd", "caltech101"),
+                  "shots": (5,), "prompt_pair": ("resnet50/lt-11.571", "resnet50/lt-18.664", "resnet50/lt-49.35"),
+                  "prompt_dataset": "caltech101", "quant_pair": ("deit_tiny/fp32", "deit_tiny/w2a2")},
+        "quick": {"dense": "resnet50/dense", "sparse": "resnet50/acdc-90", "datasets": ("oxford_pets",), "shots": (5,),
+                  "prompt_pair": ("resnet50/acdc-90",), "prompt_dataset": "oxford_pets",
+                  "quant_pair": ("deit_tiny/fp32", "deit_tiny/w3a3")},
+        "smoke": {"dense": "smallcnn/dense", "sparse": "smallcnn/prune-95", "datasets": SMOKE_DATASETS, "shots": (5,),
+                  "prompt_pair": ("smallcnn/prune-90", "smallcnn/prune-95"), "prompt_dataset": "synth_shapes",
+                  "quant_pair": ("smallcnn/dense", "smallcnn/w2a2")},
+    },
+    "clip": {
+        "paper": {"models": ("clip_vit_l14_336/openai", "clip_vit_l14_336/upop-2x", "clip_vit_l14_336/upop-4x"),
+                  "datasets": tuple(d for d in PAPER_DATASETS if d != "flowers102"), "methods": ("vp", "ilm-vp"),
+                  "epochs": 10, "eval_every": 1},
+        "quick": {"models": ("clip_vit_l14_336/openai", "clip_vit_l14_336/upop-2x"), "datasets": ("cifar10",),
+                  "methods": ("ilm-vp",), "shots": (10, None), "epochs": 5, "eval_every": 5},
+        "smoke": {"models": ("tinyclip/dense", "tinyclip/prune-50"), "datasets": ("synth_shapes",),
+                  "methods": ("vp", "ilm-vp"), "shots": (10, None), "epochs": 3, "eval_every": 3},
+    },
+    "cross_modal": {
+        "paper": {"models": ("resnet34/dense", "resnet34/gmp", "resnet50/dense", "resnet50/lt-11.571", "deit_tiny/fp32",
+                             "deit_tiny/w4a4", "deit_tiny/w3a3", "deit_tiny/w2a2"),
+                  "datasets": ("yelp_polarity", "imdb", "ag_news", "dbpedia_14", "splice"), "methods": ("max",)},
+        "quick": {"models": ("resnet50/dense", "resnet50/acdc-90"), "datasets": ("ag_news", "splice"),
+                  "methods": ("max",), "seeds": (0,)},
+        "smoke": {"models": ("smallcnn/dense", "smallcnn/prune-90", "smallcnn/w3a3"),
+                  "datasets": ("synth_text4", "synth_dna"), "methods": ("max",), "seeds": (0,)},
+    },
+}
+SECTIONS = tuple(_SECTIONS)
+
+
+def _check_type(name: str, value: Any, default: Any) -> None:
+    """A notebook parameter must have the type of the profile's value (lists and tuples interchangeable)."""
+    if isinstance(default, (list, tuple)):
+        ok, expected = isinstance(value, (list, tuple)), "a list"
+    elif isinstance(default, bool):
+        ok, expected = isinstance(value, bool), "True or False"
+    elif isinstance(default, int):
+        ok, expected = isinstance(value, int) and not isinstance(value, bool), "an int"
+    else:
+        ok, expected = isinstance(value, type(default)), type(default).__name__
+    if not ok:
+        raise SpecError(f"parameter {name!r} must be {expected} (like the profile's {default!r}), "
+                        f"got {value!r} ({type(value).__name__})")
+
+
+def settings(section: str, profile: str, **overrides: Any) -> dict[str, Any]:
+    """The resolved settings of a notebook section: profile defaults, then non-None overrides."""
+    check_choice("section", section, SECTIONS)
+    check_choice("profile", profile, PROFILES)
+    resolved = {**_COMMON[profile], **_SECTIONS[section][profile]}
+    for name, value in overrides.items():
+        if value is None:
+            continue
+        if name not in resolved:
+            raise SpecError(f"{section!r} has no setting {name!r}; known settings: {sorted(resolved)}")
+        _check_type(name, value, resolved[name])
+        resolved[name] = value
+    resolved["profile"] = profile
+    return resolved

@@ -1,0 +1,82 @@
+"""``run(spec)``: one experiment, end to end, into one result record (skipped when it exists)."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import RunSpec
+from .store import ResultStore
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _git_commit() -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def environment(device: str | torch.device) -> dict[str, Any]:
+    """Library versions, git commit and device of this process, for every record's provenance."""
+    import torchvision
+
+    from . import __version__
+
+    versions = {"vpcost_utils": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+                "python": platform.python_version()}
+    try:
+        import timm
+
+        versions["timm"] = timm.__version__
+    except ImportError:
+        pass
+    device = torch.device(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    return {"versions": versions, "git_commit": _git_commit(), "device": f"{device.type}: {name}",
+            "hostname": platform.node(), "torch_threads": torch.get_num_threads()}
+
+
+def execute(spec: RunSpec, *, device: str | torch.device | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run ``spec`` and return its full record, without writing it."""
+    device = device or default_device()
+    start = time.time()
+    if spec.task == "vp":
+        from .train import run_vp
+
+        body = run_vp(spec, device=device, progress=progress)
+    elif spec.task == "clip":
+        from .clip import run_clip
+
+        body = run_clip(spec, device=device, progress=progress)
+    else:
+        from .crossmodal import run_crossmodal
+
+        body = run_crossmodal(spec, device=device, progress=progress)
+    env = environment(device)
+    env.update(wall_time_s=round(time.time() - start, 3), finished=datetime.now(timezone.utc).isoformat())
+    return {"run_id": spec.run_id, "spec": spec.to_dict(), **body, "env": env}
+
+
+def run(spec: RunSpec, store: ResultStore | None = None, *, device: str | torch.device | None = None,
+        progress: bool = True) -> dict[str, Any]:
+    """The record for ``spec``: read from ``store`` when it is there, else computed and written."""
+    if store is not None and store.has(spec):
+        return store.read(spec.run_id)
+    record = execute(spec, device=device, progress=progress)
+    if store is not None:
+        store.write(record)
+        record.pop("_prompts", None)
+    return record

@@ -1,0 +1,102 @@
+"""One JSON record per run, written atomically; loaded back as a pandas table.
+
+A record is ``{"run_id", "spec", "metrics", "curves", "mapping", ..., "env"}``; its file is
+``<root>/<run_id>.json``. Writes go to a temporary file in the same folder and are renamed into
+place, so a killed run leaves either the old state or the complete record, never half a file.
+Large arrays (saved prompts) go to a sibling ``<run_id>.prompts.pt``, written the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import RunSpec
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN; a class with no test sample reads back as null
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return _jsonable(value.tolist())
+    return value
+
+
+class ResultStore:
+    """The folder of run records for one profile (``outputs/<profile>/runs``)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def path(self, run_id: str) -> Path:
+        return self.root / f"{run_id}.json"
+
+    def has(self, spec: RunSpec) -> bool:
+        return self.path(spec.run_id).exists()
+
+    def write(self, record: dict[str, Any]) -> Path:
+        """Write a record (and its saved prompts, if any) atomically; returns the JSON path."""
+        record = dict(record)
+        prompts = record.pop("_prompts", None)
+        if prompts:
+            buffer = self.root / f"{record['run_id']}.prompts.pt"
+            tmp = buffer.with_suffix(".tmp")
+            self.root.mkdir(parents=True, exist_ok=True)
+            torch.save(prompts, tmp)
+            os.replace(tmp, buffer)
+        path = self.path(record["run_id"])
+        atomic_write_bytes(path, json.dumps(_jsonable(record), indent=1, sort_keys=True).encode())
+        return path
+
+    def read(self, run_id: str) -> dict[str, Any]:
+        return json.loads(self.path(run_id).read_text())
+
+    def prompts(self, run_id: str) -> dict[int, torch.Tensor]:
+        """Prompt frames saved during a run (``RunSpec.save_prompts``), keyed by epoch."""
+        path = self.root / f"{run_id}.prompts.pt"
+        return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else {}
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        for path in sorted(self.root.glob("*.json")):
+            yield json.loads(path.read_text())
+
+    def table(self) -> Any:
+        """One row per run: the spec's fields, the scalar metrics, and provenance columns."""
+        import pandas as pd
+
+        rows = []
+        for rec in self.records():
+            row: dict[str, Any] = {"run_id": rec["run_id"], **rec["spec"]}
+            row.update({k: v for k, v in rec["metrics"].items() if not isinstance(v, (list, dict))})
+            model = rec.get("model", {})
+            row["substitute"] = bool(model.get("substitute"))
+            row["sparsity"] = model.get("measured_sparsity")
+            row["bits"] = model.get("bits")
+            row["wall_time_s"] = rec.get("env", {}).get("wall_time_s")
+            rows.append(row)
+        return pd.DataFrame(rows)

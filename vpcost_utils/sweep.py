@@ -1,0 +1,123 @@
+"""Grids of runs: build the specs, skip what is done, run the rest, collect failures.
+
+``run_grid(specs, store)`` is what a notebook calls. Each run is isolated: a failure is written as
+``<run_id>.error.json`` beside the records (spec, error type, message, traceback) and the sweep goes
+on; at the end the failures are raised together unless ``on_error="record"``. Killing a sweep and
+starting it again loses nothing and repeats nothing, because records are written atomically and
+existing ones are skipped.
+
+Runners: ``"serial"`` (this process; what papermill and CI use) and ``"submitit"`` (one cluster job
+per run through submitit's SLURM or local executor; ``pip install submitit``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import RunSpec
+from .errors import UnknownNameError, VpcostError
+from .store import ResultStore, atomic_write_bytes
+
+RUNNERS = ("serial", "submitit")
+
+
+class SweepError(VpcostError):
+    """Some runs of a sweep failed; each failure is recorded beside the results."""
+
+    def __init__(self, failures: list[dict[str, Any]]):
+        self.failures = failures
+        lines = [f"  {f['run_id']} {f['spec']['model']} {f['spec']['dataset']}: {f['error']}" for f in failures[:10]]
+        super().__init__(f"{len(failures)} run(s) failed; their errors are saved as <run_id>.error.json:\n"
+                         + "\n".join(lines))
+
+
+def grid(**axes: Any) -> list[RunSpec]:
+    """The cartesian product of the given RunSpec fields; a scalar is a one-value axis.
+
+    ``grid(model=["a/dense", "a/x"], dataset="d", method=["flm", "ilm"], n_shots=[1, None])``
+    """
+    names = list(axes)
+    values = [v if isinstance(v, (list, tuple)) else [v] for v in axes.values()]
+    return [RunSpec(**dict(zip(names, combo))) for combo in itertools.product(*values)]
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did: how many runs were already there, ran now, or failed."""
+
+    done_before: int = 0
+    ran: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"{self.done_before} already done, {self.ran} ran now, {len(self.failures)} failed"
+
+
+def pending(specs: Iterable[RunSpec], store: ResultStore) -> list[RunSpec]:
+    """Specs without a record, duplicates removed, order kept."""
+    seen: set[str] = set()
+    todo = []
+    for spec in specs:
+        if spec.run_id not in seen and not store.has(spec):
+            todo.append(spec)
+        seen.add(spec.run_id)
+    return todo
+
+
+def _record_failure(store: ResultStore, spec: RunSpec, exc: BaseException) -> dict[str, Any]:
+    failure = {"run_id": spec.run_id, "spec": spec.to_dict(), "error": f"{type(exc).__name__}: {exc}",
+               "traceback": traceback.format_exc()}
+    atomic_write_bytes(store.root / f"{spec.run_id}.error.json", json.dumps(failure, indent=1).encode())
+    return failure
+
+
+def run_grid(specs: Sequence[RunSpec], store: ResultStore, *, runner: str = "serial", device: str | None = None,
+             progress: bool = True, on_error: str = "raise", executor: Any = None) -> SweepResult:
+    """Run every spec that has no record yet; see the module docstring."""
+    from tqdm.auto import tqdm
+
+    from .runs import run
+
+    if runner not in RUNNERS:
+        raise UnknownNameError("runner", runner, RUNNERS)
+    todo = pending(specs, store)
+    result = SweepResult(done_before=len({s.run_id for s in specs}) - len(todo))
+    if runner == "submitit":
+        result.failures = _run_submitit(todo, store, device, executor)
+        result.ran = len(todo) - len(result.failures)
+    else:
+        for spec in tqdm(todo, desc="runs", disable=not progress or not todo):
+            try:
+                run(spec, store, device=device, progress=False)
+                (store.root / f"{spec.run_id}.error.json").unlink(missing_ok=True)
+                result.ran += 1
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:  # isolate the run; the sweep goes on (style habit 12)
+                result.failures.append(_record_failure(store, spec, exc))
+    if result.failures and on_error == "raise":
+        raise SweepError(result.failures)
+    return result
+
+
+def _run_submitit(todo: list[RunSpec], store: ResultStore, device: str | None, executor: Any) -> list[dict]:
+    try:
+        import submitit
+    except ImportError as exc:
+        raise VpcostError("runner='submitit' needs submitit: pip install 'vpcost-utils[sweep]'") from exc
+    from .runs import run
+
+    executor = executor or submitit.AutoExecutor(folder=str(store.root.parent / "submitit"))
+    jobs = [(spec, executor.submit(run, spec, store, device=device, progress=False)) for spec in todo]
+    failures = []
+    for spec, job in jobs:
+        try:
+            job.result()
+        except Exception as exc:
+            failures.append(_record_failure(store, spec, exc))
+    return failures
