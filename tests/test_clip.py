@@ -11,7 +11,13 @@ import torch.nn.functional as F
 from vpcost_utils.clip.head import clip_logits, text_embeddings
 from vpcost_utils.clip.prompts import BorderPrompt, PadPrompter, default_pad
 from vpcost_utils.clip.schedules import bahng_warmup, cosine_lr
-from vpcost_utils.clip.templates import BAHNG_TEMPLATE, CLIP_IMAGENET_TEMPLATES, ILM_TEMPLATES, clean_classname, prompts_for
+from vpcost_utils.clip.templates import (
+    BAHNG_TEMPLATE,
+    CLIP_IMAGENET_TEMPLATES,
+    ILM_TEMPLATES,
+    clean_classname,
+    prompts_for,
+)
 from vpcost_utils.clip.tokenizers import WordTokenizer
 from vpcost_utils.errors import SpecError
 from vpcost_utils.models.clip_models import ClipModel

@@ -6,17 +6,27 @@ import pytest
 import torch
 
 from vpcost_utils.errors import CheckpointError, MissingFileError
-from vpcost_utils.models.clip_models import (UPOP_IGNORED_KEYS, UPOP_IGNORED_PREFIXES, ClipModel, block_param_ratio,
-                                             build_clip, check_upop_ratio, config_from_state_dict, read_clip_file,
-                                             strip_training_state, structured_prune)
+from vpcost_utils.models.clip_models import (
+    UPOP_IGNORED_KEYS,
+    UPOP_IGNORED_PREFIXES,
+    ClipModel,
+    block_param_ratio,
+    build_clip,
+    check_upop_ratio,
+    config_from_state_dict,
+    read_clip_file,
+    strip_training_state,
+    structured_prune,
+)
 
 # The OpenAI / UPop names of one residual block (nn.MultiheadAttention + c_fc / c_proj MLP).
 BLOCK_KEYS = {"attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight", "attn.out_proj.bias", "ln_1.weight",
               "ln_1.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias", "ln_2.weight",
               "ln_2.bias"}
 TOP_KEYS = {"visual.conv1.weight", "visual.class_embedding", "visual.positional_embedding", "visual.ln_pre.weight",
-            "visual.ln_pre.bias", "visual.ln_post.weight", "visual.ln_post.bias", "visual.proj", "token_embedding.weight",
-            "positional_embedding", "ln_final.weight", "ln_final.bias", "text_projection", "logit_scale"}
+            "visual.ln_pre.bias", "visual.ln_post.weight", "visual.ln_post.bias", "visual.proj",
+            "token_embedding.weight", "positional_embedding", "ln_final.weight", "ln_final.bias", "text_projection",
+            "logit_scale"}
 
 
 def dense_tiny(seed: int = 0) -> ClipModel:
@@ -114,3 +124,16 @@ def test_registry_upop_entry_checks_architecture_and_missing_file(tmp_path, monk
                tmp_path / "checkpoints" / "clip_large_retrieval_coco_2x_compressed.pth")
     with pytest.raises(CheckpointError, match="not ViT-L/14@336px"):
         create_model("clip_vit_l14_336/upop-2x")
+
+
+def test_torchscript_archive_as_openai_ships_it_loads(tmp_path):
+    dense = dense_tiny()
+    images = torch.randn(2, 3, 16, 16)
+    with pytest.warns(Warning):  # tracing warns about the unused text tower; irrelevant here
+        scripted = torch.jit.trace(dense, images[:1])
+    scripted.save(str(tmp_path / "ViT-tiny.pt"))
+    sd = read_clip_file(tmp_path / "ViT-tiny.pt")
+    sd.update({"input_resolution": torch.tensor(16), "context_length": torch.tensor(8), "vocab_size": torch.tensor(30)})
+    rebuilt = build_clip(sd).eval()
+    with torch.no_grad():
+        assert torch.allclose(rebuilt(images), dense(images), atol=1e-6)

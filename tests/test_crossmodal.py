@@ -1,4 +1,4 @@
-"""Cross-modal reprogramming: patch layout, padding / truncation, noise-image label table, training on generated data."""
+"""Cross-modal reprogramming: patch layout, padding / truncation, noise-image labels, training on generated data."""
 
 from __future__ import annotations
 
@@ -8,8 +8,14 @@ import pytest
 import torch
 
 from vpcost_utils.config import RunSpec
-from vpcost_utils.crossmodal import (TokenReprogrammer, assign_labels, canvas_penalty, labels_per_class,
-                                     mapped_logits, noise_order)
+from vpcost_utils.crossmodal import (
+    TokenReprogrammer,
+    assign_labels,
+    canvas_penalty,
+    labels_per_class,
+    mapped_logits,
+    noise_order,
+)
 from vpcost_utils.errors import SpecError
 
 
@@ -114,20 +120,29 @@ def test_labels_per_class_shrinks_for_small_sources():
         labels_per_class(3, 4)
 
 
+def _random_cnn() -> torch.nn.Module:
+    """A frozen random CNN shaped like the smoke source model: 64-px input, 100 classes, logits of order 1."""
+    torch.manual_seed(0)
+    layers, cin = [], 3
+    for cout in (16, 32, 64, 64):
+        layers += [torch.nn.Conv2d(cin, cout, 3, stride=2, padding=1), torch.nn.ReLU()]
+        cin = cout
+    net = torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(cin, 100))
+    with torch.no_grad():
+        out = net(torch.randn(64, 3, 64, 64))
+        net[-1].weight.div_(out.std())  # unit-scale logits, like a trained network's rather than a random head's
+    return net
+
+
 def _register_random_backbone() -> str:
-    """A frozen, randomly initialised smoke-shaped CNN (64 px, 100 classes): builds instantly, same code path."""
+    """Registered as a model so the run goes through ``create_model`` like any real backbone."""
     from vpcost_utils.models import ModelEntry, SourceModel, list_models, register
-    from vpcost_utils.models.smallcnn import SmallCNN
 
     name = "testcnn/random"
     if name not in list_models():
-        def load(entry):
-            torch.manual_seed(0)
-            module = SmallCNN(num_classes=100, width=8)
-            with torch.no_grad():  # random heads give logits ~0.07; scale them to O(1) as a trained network's
-                module.fc.weight.mul_(30)
-            return SourceModel(entry.name, module, canvas_size=64, num_classes=100, provenance={"name": entry.name})
-        register(ModelEntry(name, arch="testcnn", compression="dense", method="dense", loader=load))
+        register(ModelEntry(name, arch="testcnn", compression="dense", method="dense",
+                            loader=lambda e: SourceModel(e.name, _random_cnn(), canvas_size=64, num_classes=100,
+                                                         provenance={"name": e.name})))
     return name
 
 
@@ -138,9 +153,9 @@ def test_reprogramming_learns_generated_task(tmp_path, monkeypatch, dataset):
 
     spec = RunSpec(model=_register_random_backbone(), dataset=dataset, task="crossmodal", method="max", epochs=3,
                    batch_size=16, lr=5e-2, max_steps=120)
-    start = time.time()
+    start = time.perf_counter()
     record = run_crossmodal(spec, progress=False)
-    assert time.time() - start < 60
+    assert time.perf_counter() - start < 60
     chance = 100 / len(record["classes"])
     assert record["metrics"]["acc"] > chance + 15, record["metrics"]["acc"]
     assert record["data"]["canvas"] == 64 and record["data"]["patch"] == 8

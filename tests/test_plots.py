@@ -328,3 +328,25 @@ def test_figures_save_headlessly(table, tmp_path):
     fig = plots.accuracy_vs_shots(table, [DENSE, SPARSE], ["digits"], "ilm")
     fig.savefig(tmp_path / "fig.png")
     assert (tmp_path / "fig.png").stat().st_size > 1000
+
+
+def test_plots_read_the_result_store_table(tmp_path):
+    from vpcost_utils.config import RunSpec
+    from vpcost_utils.store import ResultStore
+
+    store = ResultStore(tmp_path / "runs")
+    for model, acc in ((DENSE, 70.0), (SPARSE, 55.0)):
+        for n_shots in (2, None):
+            spec = RunSpec(model=model, dataset="digits", n_shots=n_shots)
+            store.write({"run_id": spec.run_id, "spec": spec.to_dict(), "metrics": {"acc": acc + (n_shots or 10)},
+                         "model": {"measured_sparsity": None, "bits": None}, "env": {}})
+    df = store.table()
+    delta = plots.delta_table(df, DENSE, [SPARSE], "digits")
+    assert list(delta.index) == ["2", "full"] and np.allclose(delta[SPARSE], 15.0)
+    fig = plots.accuracy_vs_shots(df, [DENSE, SPARSE], "digits", "ilm")
+    np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_ydata(), [72.0, 80.0])
+
+
+def test_unknown_spread_is_rejected(table):
+    with pytest.raises(UnknownNameError, match="minmax"):
+        plots.accuracy_vs_shots(table[table["seed"] == 0], [DENSE], "digits", "ilm", spread="iqr")

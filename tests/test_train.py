@@ -12,7 +12,7 @@ torch.set_num_threads(2)
 
 
 def test_ilm_vp_is_clearly_above_chance_and_deterministic():
-    spec = RunSpec("smallcnn/dense", "digits", method="ilm", n_shots=10, epochs=6, eval_every=3)
+    spec = RunSpec("smallcnn/dense", "synth_shapes", method="ilm", n_shots=10, epochs=6, eval_every=3)
     a = execute(spec, device="cpu", progress=False)
     chance = 100 / 10
     assert a["metrics"]["acc"] > 2 * chance

@@ -59,7 +59,8 @@ ARTIFACTS: tuple[Artifact, ...] = (
     Artifact("Fig. 19", "classes with the largest drops and gains", "06_label_mapping",
              ("figures/fig19_classwise_changes.png",)),
     Artifact("Fig. 20", "prompt evolution, prompt L2 distance, loss curves", "06_label_mapping",
-             ("figures/fig20a_prompt_evolution.png", "figures/fig20b_prompt_distance_and_loss.png")),
+             ("figures/fig20a_prompt_evolution.png", "figures/fig20b_prompt_distance.png",
+              "figures/fig20c_loss_curves.png")),
     Artifact("Table 1", "performance drop per compression method, graded from the results", "07_summary",
              ("tables/table1_summary.csv",)),
 )

@@ -27,7 +27,8 @@ def frequency_matrix(source_logits: torch.Tensor, targets: torch.Tensor, num_tar
     The argmax is over all S source logits (hard votes, not probabilities), as the reference does.
     """
     if source_logits.ndim != 2 or len(source_logits) != len(targets):
-        raise ValueError(f"need logits [N, S] and targets [N], got {tuple(source_logits.shape)} and {tuple(targets.shape)}")
+        raise ValueError(f"need logits [N, S] and targets [N], got {tuple(source_logits.shape)} and "
+                         f"{tuple(targets.shape)}")
     num_source = source_logits.shape[1]
     votes = source_logits.argmax(dim=1).to(torch.long).cpu()
     flat = votes * num_targets + targets.to(torch.long).cpu()

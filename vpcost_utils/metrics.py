@@ -27,7 +27,8 @@ def _bin_index(confidence: torch.Tensor, n_bins: int) -> torch.Tensor:
     # bin and values above 1 (raw logits in the paper-compatible ECE) to the last, as the
     # calibration library the authors used does.
     upper_edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)[1:]
-    return torch.searchsorted(upper_edges, confidence.to(torch.float64).contiguous(), right=False).clamp_(max=n_bins - 1)
+    index = torch.searchsorted(upper_edges, confidence.to(torch.float64).contiguous(), right=False)
+    return index.clamp_(max=n_bins - 1)
 
 
 def reliability(probs: torch.Tensor, targets: torch.Tensor, n_bins: int = 15) -> dict[str, list[float]]:
@@ -53,7 +54,8 @@ def ece(probs: torch.Tensor, targets: torch.Tensor, n_bins: int = 15) -> float:
         raise ValueError("ECE of an empty set is undefined")
     stats = reliability(probs, targets, n_bins)
     count = torch.tensor(stats["count"], dtype=torch.float64)
-    gap = (torch.tensor(stats["accuracy"], dtype=torch.float64) - torch.tensor(stats["confidence"], dtype=torch.float64)).abs()
+    accuracy = torch.tensor(stats["accuracy"], dtype=torch.float64)
+    gap = (accuracy - torch.tensor(stats["confidence"], dtype=torch.float64)).abs()
     return float((count * gap).sum() / count.sum())
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import profiles
 from .config import RunSpec
-from .errors import MissingFileError, SpecError, VpcostError
+from .errors import MissingFileError, VpcostError
 from .store import ResultStore, atomic_write_bytes
 
 
@@ -33,6 +33,17 @@ def interactive() -> bool:
     except ImportError:
         return False
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _show_png(data: bytes) -> None:
+    """Show a saved figure in the notebook (our figures are built without pyplot, so nothing else shows them)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(Image(data=data))
 
 
 @dataclass
@@ -64,7 +75,9 @@ class Section:
             buffer = io.BytesIO()
             fig.savefig(buffer, format=fmt, dpi=150 if fmt == "png" else None, bbox_inches="tight")
             path = self._write("figures", f"{name}.{fmt}", buffer.getvalue())
-            png = png or path
+            if png is None:
+                png = path
+                _show_png(buffer.getvalue())
         return png
 
     def save_table(self, df: Any, name: str) -> Path:
@@ -97,15 +110,6 @@ def setup(section: str, profile: str, output_dir: str | Path, **overrides: Any) 
     out = Path(output_dir) / profile
     out.mkdir(parents=True, exist_ok=True)
     return Section(section, settings, out, ResultStore(out / "runs"))
-
-
-def check_types(params: dict[str, Any], declared: dict[str, type | tuple[type, ...]]) -> None:
-    """Raise SpecError naming every parameter whose value has the wrong type."""
-    bad = [f"{name}={value!r} (expected {getattr(kind, '__name__', kind)})"
-           for name, value in params.items()
-           if name in declared and value is not None and not isinstance(value, declared[name])]
-    if bad:
-        raise SpecError("wrong parameter type(s): " + "; ".join(bad))
 
 
 def preflight(specs: list[RunSpec]) -> None:

@@ -46,12 +46,12 @@ METRIC_LABELS = {
     "acc": "Test accuracy (%)",
     "best_acc": "Best test accuracy (%) [test-set selection]",
     "ece": "ECE (softmax, 15 bins)",
-    "ece_paper_logit": "Paper-compatible 'ECE'\n(raw logits, per batch, / N)",
+    "ece_paper_logit": "Paper-compatible 'ECE'\n(logits, per batch, / N)",
     "nll": "Test NLL",
     "conf_correct": "Mean confidence of true class\n(correct samples)",
     "conf_wrong_true": "Mean confidence of true class\n(misclassified samples)",
-    "kl_wrong_p_uniform": "KL(p || U), misclassified",
-    "kl_wrong_paper": "Paper-compatible KL:\nkl_div(log p, U) = KL(U || p)/K, misclassified",
+    "kl_wrong_p_uniform": "KL(p || U)\n(misclassified)",
+    "kl_wrong_paper": "Paper-compatible KL(U || p)/K\n(misclassified)",
     "kl_correct_paper": "Paper-compatible KL(U || p)/K, correct",
 }
 FAMILY_TITLES = {"lt": "LT (IMP)", "acdc": "AC/DC", "rigl": "RigL", "gmp-r18": "GMP ResNet-18",
@@ -99,6 +99,14 @@ def compression_amount(model_name: str) -> float:
     if level["kind"] == "quant":
         return 32 / level["bits"]
     return level["sparsity"] if level["sparsity"] is not None else 50.0  # gmp: its only level
+
+
+def compression_kind(name: str) -> str | None:
+    """The compression kind of a registry name, or None when the name states none we know."""
+    try:
+        return compression_level(name)["kind"]
+    except UnknownNameError:
+        return None
 
 
 def model_label(name: str, with_arch: bool = False) -> str:
@@ -172,14 +180,14 @@ def seed_stats(df: pd.DataFrame, by: Sequence[str], metric: str) -> pd.DataFrame
 def _band(stats: pd.DataFrame, spread: str) -> tuple[np.ndarray, np.ndarray]:
     if spread == "minmax":
         return stats["min"].to_numpy(float), stats["max"].to_numpy(float)
-    if spread == "std":
-        std = stats["std"].fillna(0).to_numpy(float)
-        return stats["mean"].to_numpy(float) - std, stats["mean"].to_numpy(float) + std
-    raise UnknownNameError("spread", spread, ("minmax", "std"))
+    std = stats["std"].fillna(0).to_numpy(float)
+    return stats["mean"].to_numpy(float) - std, stats["mean"].to_numpy(float) + std
 
 
 def _draw_series(ax: Any, x: Sequence[float], stats: pd.DataFrame, *, label: str, color: Any, linestyle: str = "-",
                  marker: str = "o", spread: str = "minmax") -> None:
+    if spread not in ("minmax", "std"):
+        raise UnknownNameError("spread", spread, ("minmax", "std"))
     ax.plot(x, stats["mean"].to_numpy(float), linestyle=linestyle, marker=marker, markersize=4, color=color,
             label=label)
     if (stats["count"] > 1).any():
@@ -191,21 +199,15 @@ def _colors(n: int, names: Sequence[str] | None = None) -> list[Any]:
     from matplotlib import colormaps
 
     cycle = colormaps["tab10"].colors
-    out, i = [], 0
-    for k in range(n):
-        if names is not None and compression_level_or_none(names[k]) == "dense":
-            out.append("black")  # the dense reference is black in every figure
+    dense = [i for i, name in enumerate(names or ()) if compression_kind(name) == "dense"]
+    out, k = [], 0
+    for i in range(n):
+        if len(dense) == 1 and i == dense[0]:
+            out.append("black")  # a lone dense reference is black in every figure
         else:
-            out.append(cycle[i % len(cycle)])
-            i += 1
+            out.append(cycle[k % len(cycle)])
+            k += 1
     return out
-
-
-def compression_level_or_none(name: str) -> str | None:
-    try:
-        return compression_level(name)["kind"]
-    except UnknownNameError:
-        return None
 
 
 def _grid(n_panels: int, ncols: int, nrows: int | None = None, panel: tuple[float, float] = _PANEL
@@ -329,6 +331,8 @@ def _heat_panel(ax: Any, table: pd.DataFrame, norm: Normalize, fmt: str) -> Any:
     ax.set_xticks(range(table.shape[1]), [_level_tick(m) for m in table.columns], rotation=45, ha="right")
     ax.set_yticks(range(table.shape[0]), list(table.index))
     ax.set_ylabel("N-shots")
+    lt = any(compression_kind(m) == "lt" for m in table.columns)
+    ax.set_xlabel("S (% weights remaining)" if lt else "compression level")
     return image
 
 
@@ -362,8 +366,6 @@ def delta_heatmap(df: pd.DataFrame, dense: str, compressed: Sequence[str], datas
     for ax, dataset, table in zip(axes, datasets, tables, strict=False):
         image = _heat_panel(ax, table, norm, fmt)
         ax.set_title(f"{dataset_title(dataset)}, {METHOD_LABELS.get(method, method)}")
-        ax.set_xlabel("S (% weights remaining)" if compression_level_or_none(compressed[0]) == "lt"
-                      else "compression level")
     fig.colorbar(image, ax=axes, label="Δ = dense − compressed (points)", shrink=0.8)
     return fig
 
@@ -675,15 +677,19 @@ def classwise_changes(record_dense: Any, record_sparse: Any, k: int = 5, *, titl
         pairs = [(title or dataset_title(first.get("spec", {}).get("dataset", "")), record_dense, record_sparse)]
     fig, axes = _grid(len(pairs), len(pairs), panel=(3.8, 0.32 * 2 * k + 1.2))
     for ax, (name, dense, sparse) in zip(axes, pairs, strict=False):
-        table = classwise_delta(dense, sparse, k).iloc[::-1]  # largest drop at the top
-        colors = ["tab:red" if c == "drop" else "tab:blue" for c in table["change"]]
-        ax.barh(range(len(table)), table["delta"], color=colors)
+        # barh draws upwards: ascending Delta puts the largest drop on top and the largest gain at the bottom
+        table = classwise_delta(dense, sparse, k).sort_values("delta", kind="stable")
+        for change, color, label in (("drop", "tab:red", "dense better (drop)"),
+                                     ("gain", "tab:blue", "sparse better (gain)")):
+            y = np.flatnonzero(table["change"].to_numpy() == change)
+            ax.barh(y, table["delta"].to_numpy()[y], color=color, label=label)
         ax.set_yticks(range(len(table)), table["class"], fontsize="small")
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_xlabel("Δ = dense − sparse accuracy (points)")
         ax.set_title(name)
         if table.empty:
             _no_data(ax)
+    _legend(fig, axes, ncols=2)
     return fig
 
 
@@ -745,7 +751,7 @@ def prompt_distance(prompts_by_model: Mapping[str, Mapping[int, Any]], reference
     names = list(table["model"].unique())
     for name, color in zip(names, _colors(len(names)), strict=False):
         sub = table[table["model"] == name]
-        label = model_label(name) if compression_level_or_none(name) else name
+        label = model_label(name) if compression_kind(name) else name
         ax.plot(sub["epoch"], sub["l2"], marker="o", markersize=3, color=color, label=label)
     ax.set(xlabel="epoch", ylabel="‖prompt_dense − prompt_sparse‖₂")
     ax.grid(alpha=0.3)

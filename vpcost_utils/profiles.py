@@ -72,7 +72,8 @@ _SECTIONS: dict[str, dict[str, dict[str, Any]]] = {
     "calibration": {p: {"sparse_families": SPARSE_FAMILIES[p], "quant_families": QUANT_FAMILIES[p], "shots": (None,)}
                     for p in PROFILES},
     "label_mapping": {
-        "paper": {"dense": "resnet50/dense", "sparse": "resnet50/lt-14.671", "datasets": ("oxford_pets", "dtd", "caltech101"),
+        "paper": {"dense": "resnet50/dense", "sparse": "resnet50/lt-14.671",
+                  "datasets": ("oxford_pets", "dtd", "caltech101"),
                   "shots": (5,), "prompt_pair": ("resnet50/lt-11.571", "resnet50/lt-18.664", "resnet50/lt-49.35"),
                   "prompt_dataset": "caltech101", "quant_pair": ("deit_tiny/fp32", "deit_tiny/w2a2")},
         "quick": {"dense": "resnet50/dense", "sparse": "resnet50/acdc-90", "datasets": ("oxford_pets",), "shots": (5,),
@@ -85,20 +86,34 @@ _SECTIONS: dict[str, dict[str, dict[str, Any]]] = {
     "clip": {
         "paper": {"models": ("clip_vit_l14_336/openai", "clip_vit_l14_336/upop-2x", "clip_vit_l14_336/upop-4x"),
                   "datasets": tuple(d for d in PAPER_DATASETS if d != "flowers102"), "methods": ("vp", "ilm-vp"),
-                  "epochs": 10, "eval_every": 1},
+                  "epochs": 10, "eval_every": 1, "paper_models": None, "paper_datasets": None},
         "quick": {"models": ("clip_vit_l14_336/openai", "clip_vit_l14_336/upop-2x"), "datasets": ("cifar10",),
-                  "methods": ("ilm-vp",), "shots": (10, None), "epochs": 5, "eval_every": 5},
+                  "methods": ("ilm-vp",), "shots": (10, None), "epochs": 5, "eval_every": 5, "paper_models": None,
+                  "paper_datasets": None},
+        # Stand-ins are compared with the paper's rows they play: the tiny dual encoder's dense and
+        # pruned versions for CLIP and UPop-2x, the generated shapes task for CIFAR-10.
         "smoke": {"models": ("tinyclip/dense", "tinyclip/prune-50"), "datasets": ("synth_shapes",),
-                  "methods": ("vp", "ilm-vp"), "shots": (10, None), "epochs": 3, "eval_every": 3},
+                  "methods": ("vp", "ilm-vp"), "shots": (10, None), "epochs": 3, "eval_every": 3,
+                  "paper_models": {"tinyclip/dense": "dense", "tinyclip/prune-50": "compressed_2x"},
+                  "paper_datasets": {"synth_shapes": "CIFAR-10"}},
     },
     "cross_modal": {
         "paper": {"models": ("resnet34/dense", "resnet34/gmp", "resnet50/dense", "resnet50/lt-11.571", "deit_tiny/fp32",
                              "deit_tiny/w4a4", "deit_tiny/w3a3", "deit_tiny/w2a2"),
-                  "datasets": ("yelp_polarity", "imdb", "ag_news", "dbpedia_14", "splice"), "methods": ("max",)},
+                  "datasets": ("yelp_polarity", "imdb", "ag_news", "dbpedia_14", "splice"), "methods": ("max",),
+                  "shots": (None,), "epochs": 100, "max_steps": 100_000, "max_train": None,
+                  "table3_models": None, "table4_models": None, "paper_tasks": None},
         "quick": {"models": ("resnet50/dense", "resnet50/acdc-90"), "datasets": ("ag_news", "splice"),
-                  "methods": ("max",), "seeds": (0,)},
-        "smoke": {"models": ("smallcnn/dense", "smallcnn/prune-90", "smallcnn/w3a3"),
-                  "datasets": ("synth_text4", "synth_dna"), "methods": ("max",), "seeds": (0,)},
+                  "methods": ("max",), "shots": (None,), "epochs": 5, "max_steps": 5_000, "max_train": 20_000,
+                  "table3_models": {"resnet50/dense": ("ResNet-50", "dense"), "resnet50/acdc-90": ("ResNet-50", "sparse")},
+                  "table4_models": {}, "paper_tasks": None},
+        "smoke": {"models": ("smallcnn/dense", "smallcnn/prune-90", "smallcnn/w3a3", "smallcnn/w2a2"),
+                  "datasets": ("synth_text4", "synth_dna"), "methods": ("max",), "shots": (None,), "epochs": 2,
+                  "max_steps": 300, "max_train": None,
+                  "table3_models": {"smallcnn/dense": ("ResNet-50", "dense"),
+                                    "smallcnn/prune-90": ("ResNet-50", "sparse"), "smallcnn/w3a3": ("DeiT-T", "3-bit")},
+                  "table4_models": {"smallcnn/dense": 32, "smallcnn/w3a3": 3, "smallcnn/w2a2": 2},
+                  "paper_tasks": {"synth_text4": "AG", "synth_dna": "Splice"}},
     },
 }
 SECTIONS = tuple(_SECTIONS)
@@ -106,6 +121,8 @@ SECTIONS = tuple(_SECTIONS)
 
 def _check_type(name: str, value: Any, default: Any) -> None:
     """A notebook parameter must have the type of the profile's value (lists and tuples interchangeable)."""
+    if default is None:  # "use the built-in default" settings accept any value of the right meaning
+        return
     if isinstance(default, (list, tuple)):
         ok, expected = isinstance(value, (list, tuple)), "a list"
     elif isinstance(default, bool):

@@ -54,7 +54,7 @@ def execute(name: str, profile: str, output_dir: Path, params: dict[str, Any] | 
     os.environ["VPCOST_HEADLESS"] = "1"  # the kernel inherits it: skip widget panels
     os.environ.setdefault("TQDM_DISABLE", "0" if progress else "1")
     papermill.execute_notebook(str(notebook), str(executed), parameters=params, kernel_name="python3",
-                               cwd=str(NOTEBOOK_DIR), progress_bar=progress, log_output=False)
+                               cwd=str(NOTEBOOK_DIR), progress_bar=progress, log_output=progress)
     return executed
 
 

@@ -99,4 +99,6 @@ class ResultStore:
             row["bits"] = model.get("bits")
             row["wall_time_s"] = rec.get("env", {}).get("wall_time_s")
             rows.append(row)
-        return pd.DataFrame(rows)
+        columns = ["run_id", *RunSpec.__dataclass_fields__, "acc", "ece", "substitute", "sparsity", "bits",
+                   "wall_time_s"]
+        return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)

@@ -43,7 +43,7 @@ def grid(**axes: Any) -> list[RunSpec]:
     """
     names = list(axes)
     values = [v if isinstance(v, (list, tuple)) else [v] for v in axes.values()]
-    return [RunSpec(**dict(zip(names, combo))) for combo in itertools.product(*values)]
+    return [RunSpec(**dict(zip(names, combo, strict=True))) for combo in itertools.product(*values)]
 
 
 @dataclass

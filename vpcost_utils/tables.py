@@ -106,9 +106,10 @@ def _with_drop(table: pd.DataFrame, group: list[str], is_base: pd.Series, report
     # The drop from the uncompressed row of the same group: with stand-in models absolute accuracies
     # are not comparable to the paper's, but the cost of compression is.
     base = table[is_base].set_index(group)[[reported, "ours_mean"]]
-    joined = table.join(base, on=group, rsuffix="_base")
-    table["reported_drop"] = joined[f"{reported}_base"] - joined[reported]
-    table["ours_drop"] = joined["ours_mean_base"] - joined["ours_mean"]
+    base.columns = ["_reported_base", "_ours_base"]
+    joined = table.join(base, on=group)
+    table["reported_drop"] = joined["_reported_base"] - joined[reported]
+    table["ours_drop"] = joined["_ours_base"] - joined["ours_mean"]
     return table
 
 

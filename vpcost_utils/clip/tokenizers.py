@@ -40,13 +40,11 @@ class ClipBpeTokenizer:
 
     def _load(self):
         if self._tok is None:
-            from tokenizers import Tokenizer
+            from ..data.text import hub_tokenizer
 
-            local = paths.checkpoints_dir() / "clip_tokenizer.json"
             try:
-                self._tok = Tokenizer.from_file(str(local)) if local.exists() else Tokenizer.from_pretrained(
-                    CLIP_TOKENIZER_REPO)
-            except Exception as exc:
+                self._tok = hub_tokenizer(CLIP_TOKENIZER_REPO, tokenizer_file_hint())
+            except FileNotFoundError as exc:
                 raise MissingFileError("CLIP BPE tokenizer", "tokenizer.json",
                                        f"https://huggingface.co/{CLIP_TOKENIZER_REPO} (save it as clip_tokenizer.json)",
                                        str(paths.checkpoints_dir())) from exc

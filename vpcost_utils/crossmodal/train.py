@@ -21,7 +21,8 @@ import torch.nn.functional as F
 
 from ..clip.train import seed_everything
 from ..config import RunSpec
-from ..data.text import load_text_split
+from ..data.shots import sample_n_shots
+from ..data.text import TextSplit, load_text_split
 from ..errors import SpecError
 from ..metrics import summarize
 from ..models import create_model
@@ -61,6 +62,10 @@ def run_crossmodal(spec: RunSpec, *, device: str | torch.device = "cpu", progres
     patch = patch_size or default_patch_size(canvas)
     check_canvas(canvas, patch)
     train = load_text_split(spec.dataset, "train", max_train=spec.max_train)
+    if spec.n_shots is not None:  # not used by the paper; kept for symmetry with the other tasks
+        index = sample_n_shots(train.labels, spec.n_shots, spec.seed)
+        train = TextSplit(train.name, train.split, train.tokens[index], train.labels[index], train.classes,
+                          train.vocab_size, train.pad_id)
     test = load_text_split(spec.dataset, "test")
     num_classes = train.num_classes
 

@@ -3,8 +3,10 @@
 Importing this package registers the generated offline tasks and the paper's torchvision datasets.
 """
 
-from . import synthetic  # noqa: F401  (registers synth_shapes, synth_patterns, digits)
-from . import vision  # noqa: F401  (registers cifar10, svhn, gtsrb, dtd, flowers102, oxford_pets, eurosat, caltech101)
+from . import (
+           synthetic,  # noqa: F401  (registers synth_shapes, synth_patterns, digits)
+           vision,  # noqa: F401  (registers cifar10, svhn, gtsrb, dtd, flowers102, oxford_pets, eurosat, caltech101)
+)
 from .base import DatasetInfo, ImageSplit, get_dataset_info, list_datasets, load_split, register_dataset
 from .shots import sample_n_shots
 

@@ -6,7 +6,8 @@ random scale and position on a noisy background) pretrains the small source CNN.
 reuse the same visual vocabulary in new combinations at a small native size, so that, as with
 ImageNet and CIFAR-10, some source features transfer and a label mapping has something to find:
 
-- ``synth_shapes``: 10 classes, shape only (colour random), 32 px: "what object is it".
+- ``synth_shapes``: 10 classes, each a shape in its own colour (2 in 5 images in a random colour), 32 px,
+  noisier and at new scales.
 - ``synth_patterns``: 8 classes, shape x (light / dark background), 32 px, noisier.
 - ``digits``: scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes), upsampled
   to 32 px with nearest neighbours; 300 train / 300 test images, stratified with seed 0. Real data, offline.
@@ -119,11 +120,21 @@ def source_split(split: str, per_class: int, size: int = 64, seed: int = 0) -> I
     return ImageSplit("synth_source", split, images, labels, classes)
 
 
+#: synth_shapes: class k is shape k drawn in one fixed colour, so each target class has a related source
+#: class (as CIFAR-10's classes have ImageNet relatives), seen at a new size, position and background.
+_SHAPE_COLOURS = (0, 3, 6, 9, 2, 5, 8, 1, 4, 7)
+
+
 def _shapes_task(info: DatasetInfo, split: str, root: str | None, size: int) -> ImageSplit:
     g = torch.Generator().manual_seed(_seed(info.name, split, 0))
     labels = _balanced_labels(10, 30 if split == "train" else 40, g)
-    images = render(labels, torch.full((len(labels),), float("nan")), size, g, scale=(0.6, 0.95), jitter=0.1)
-    return ImageSplit(info.name, split, images, labels, list(SHAPES))
+    hue = torch.tensor(HUES)[torch.tensor(_SHAPE_COLOURS)[labels]] + (torch.rand(len(labels), generator=g) - 0.5) * 0.06
+    # Two in five images take a random colour, so colour alone does not give the class away.
+    off_colour = torch.rand(len(labels), generator=g) < 0.4
+    hue = torch.where(off_colour, float("nan"), hue % 1.0)
+    images = render(labels, hue, size, g, scale=(0.35, 0.85), jitter=0.25, noise=0.2)
+    classes = [f"{COLOUR_NAMES[_SHAPE_COLOURS[k]]} {SHAPES[k]}" for k in range(10)]
+    return ImageSplit(info.name, split, images, labels, classes)
 
 
 _PATTERN_SHAPES = (0, 3, 5, 9)
@@ -156,8 +167,9 @@ def _digits_task(info: DatasetInfo, split: str, root: str | None, size: int) -> 
 
 
 register_dataset(DatasetInfo("synth_shapes", _shapes_task, input_size=32, num_classes=10, offline=True,
-                             notes="generated: 10 shapes, random colour, 300 train / 400 test"))
+                             notes="generated: 10 shapes in fixed colours, 300 train / 400 test"))
 register_dataset(DatasetInfo("synth_patterns", _patterns_task, input_size=32, num_classes=8, offline=True,
                              notes="generated: 4 shapes x light/dark background, 240 train / 320 test"))
 register_dataset(DatasetInfo("digits", _digits_task, input_size=32, num_classes=10, offline=True,
-                             notes="scikit-learn's bundled 8x8 digits, nearest-upsampled, 300 train / 300 test stratified (seed 0)"))
+                             notes="scikit-learn's bundled 8x8 digits, nearest-upsampled, 300 train / 300 test "
+                                   "stratified (seed 0)"))

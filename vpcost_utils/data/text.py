@@ -17,8 +17,8 @@ Tokenised tensors are cached under ``paths.tensors_dir()/text``.
 Generated offline stand-ins (the smoke profile): ``synth_text2`` and ``synth_text4`` (2 and 4
 classes; documents mix shared filler words with class-specific keywords and a class-specific
 sentence ending, tokenised by a WordPiece tokenizer trained on the generated training corpus with
-the ``tokenizers`` library), and ``synth_dna`` (3 classes of 60-nt sequences: a noisy donor motif,
-a noisy acceptor motif, or neither, char-tokenised like ``splice``).
+the ``tokenizers`` library), and ``synth_dna`` (3 classes of 60-nt sequences: a noisy donor motif
+after a GC-rich "exon" half, a noisy acceptor motif before one, or neither; char-tokenised like ``splice``).
 """
 
 from __future__ import annotations
@@ -147,12 +147,34 @@ class CharTokenizer:
         return out
 
 
-def _bert_tokenizer(max_length: int):
-    """``bert-base-cased`` from ``datasets_dir()/tokenizers/bert-base-cased.json`` or the HF cache/hub."""
+def _offline() -> bool:
+    return os.environ.get("VPCOST_OFFLINE", "0") not in ("", "0", "false", "False")
+
+
+def hub_tokenizer(repo: str, local: Path):
+    """A ``tokenizers.Tokenizer``: ``local`` file, else the HF cache, else a download (skipped with VPCOST_OFFLINE=1).
+
+    Raises ``FileNotFoundError`` when none works, so callers can list it among what is missing.
+    """
+    from huggingface_hub import try_to_load_from_cache
     from tokenizers import Tokenizer
 
-    local = bert_tokenizer_file()
-    tok = Tokenizer.from_file(str(local)) if local.exists() else Tokenizer.from_pretrained(BERT_TOKENIZER)
+    if local.exists():
+        return Tokenizer.from_file(str(local))
+    cached = try_to_load_from_cache(repo, "tokenizer.json")
+    if isinstance(cached, str):
+        return Tokenizer.from_file(cached)
+    if _offline():
+        raise FileNotFoundError(f"tokenizer.json of {repo} is not cached and VPCOST_OFFLINE is set")
+    try:
+        return Tokenizer.from_pretrained(repo)
+    except Exception as exc:
+        raise FileNotFoundError(f"tokenizer.json of {repo} could not be downloaded ({exc})") from exc
+
+
+def _bert_tokenizer(max_length: int):
+    """``bert-base-cased`` from ``datasets_dir()/tokenizers/bert-base-cased.json`` or the HF cache/hub."""
+    tok = hub_tokenizer(BERT_TOKENIZER, bert_tokenizer_file())
     tok.enable_truncation(max_length=max_length)
     tok.enable_padding(length=max_length, pad_id=tok.token_to_id("[PAD]"), pad_token="[PAD]")
     return tok
@@ -182,6 +204,8 @@ def _hf_text(info: TextInfo, split: str, limit: int | None, max_length: int) -> 
         missing.append("Python package `datasets` (pip install datasets==5.2.0)")
     else:
         try:
+            if _offline():
+                os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # read by `datasets` when first imported
             hf_split = split if limit is None else f"{split}[:{limit}]"
             rows = datasets.load_dataset(info.hf_id, split=hf_split, cache_dir=str(paths.datasets_dir() / "hf"))
         except Exception as exc:
@@ -215,7 +239,7 @@ def _splice(info: TextInfo, split: str, max_length: int) -> TextSplit:
     from sklearn.model_selection import train_test_split
 
     path = splice_file()
-    if not path.exists() and os.environ.get("VPCOST_OFFLINE", "0") in ("", "0"):
+    if not path.exists() and not _offline():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             torch.hub.download_url_to_file(SPLICE_URL, str(path), progress=False)
@@ -272,6 +296,9 @@ def synth_tokenizer(corpus: list[str], max_length: int):
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
     tok.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=300, special_tokens=special,
                                                               show_progress=False))
+    # The trainer numbers tokens in hash order, which changes between runs: renumber them sorted.
+    learned = sorted(set(tok.get_vocab()) - set(special))
+    tok.model = models.WordPiece({t: i for i, t in enumerate(special + learned)}, unk_token="[UNK]")
     tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[
         ("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
     tok.enable_truncation(max_length=max_length)
@@ -292,14 +319,22 @@ _DONOR, _ACCEPTOR = "CAGGTAAGT", "TTTCCCTTTCAGG"
 
 
 def _synth_dna(info: TextInfo, split: str, max_length: int) -> TextSplit:
-    """60-nt sequences; EI carries a donor motif, IE an acceptor motif, N neither; 20 % of motif bases mutated."""
+    """60-nt sequences; EI: donor motif + GC-rich first half, IE: acceptor motif + GC-rich second half, N: neither.
+
+    20 % of motif bases are mutated and the motif moves by up to 3 positions.
+    """
     g = torch.Generator().manual_seed(300 if split == "train" else 301)
     n = 600 if split == "train" else 300
     labels = torch.arange(3).repeat(n // 3)[torch.randperm(n, generator=g)]
     bases = "ACGT"
     seqs = []
+    gc_rich = torch.tensor([0.125, 0.375, 0.375, 0.125])  # A C G T: 75 % G/C, exons are GC-richer
+    uniform = torch.full((4,), 0.25)
     for c in labels.tolist():
-        seq = [bases[i] for i in torch.randint(0, 4, (60,), generator=g).tolist()]
+        # EI: exon then intron, so the upstream half is GC-rich; IE: the downstream half; N: neither
+        halves = (gc_rich, uniform) if c == 0 else (uniform, gc_rich) if c == 1 else (uniform, uniform)
+        probs = torch.cat([halves[0].expand(30, 4), halves[1].expand(30, 4)])
+        seq = [bases[i] for i in torch.multinomial(probs, 1, generator=g).flatten().tolist()]
         if c < 2:
             motif = _DONOR if c == 0 else _ACCEPTOR
             start = 30 - len(motif) // 2 + int(torch.randint(-3, 4, (1,), generator=g))

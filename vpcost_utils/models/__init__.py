@@ -3,10 +3,12 @@
 Importing this package registers every family (one module per family, as in timm).
 """
 
-from . import smallcnn  # noqa: F401  (registers the smoke profile's source models)
-from . import resnet  # noqa: F401  (registers resnet18/34/50 dense and sparse entries)
-from . import clip_models  # noqa: F401  (registers CLIP ViT-L/14@336, UPop 2x/4x and tinyclip)
-from . import vvtq  # noqa: F401  (registers deit_tiny / swin_tiny: VVTQ w4a4..w2a2, fp32, timm)
+from . import (
+    clip_models,  # noqa: F401  (CLIP ViT-L/14@336, UPop 2x/4x and tinyclip)
+    resnet,  # noqa: F401  (resnet18/34/50 dense and sparse entries)
+    smallcnn,  # noqa: F401  (the smoke profile's source models)
+    vvtq,  # noqa: F401  (deit_tiny / swin_tiny: VVTQ w4a4..w2a2, fp32, timm)
+)
 from ._registry import ModelEntry, SourceModel, create_model, get_entry, list_models, register
 
 __all__ = ["ModelEntry", "SourceModel", "create_model", "get_entry", "list_models", "register"]

@@ -25,6 +25,7 @@ Names (``SourceModel.module`` is a ``ClipModel``; ``provenance["kind"] == "clip"
 from __future__ import annotations
 
 import re
+import warnings
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -298,7 +299,9 @@ def read_clip_file(path: Path) -> dict[str, torch.Tensor]:
             is_script = any(n.split("/", 1)[-1].startswith("code/") for n in z.namelist())
         if is_script:
             try:
-                return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+                with warnings.catch_warnings():  # OpenAI ships TorchScript; torch marks jit.load deprecated
+                    warnings.simplefilter("ignore", FutureWarning)
+                    return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
             except Exception as exc:
                 raise CheckpointError(f"cannot read TorchScript archive {path} ({exc}); fetch it again") from exc
     obj = load_file(path)

@@ -6,11 +6,11 @@ prompt, mapping and training code. Its compressed versions are made with the pac
 substitutes, at a subset of the paper's levels:
 
 - ``smallcnn/prune-{50,80,90,95}``: global magnitude pruning (``prune.magnitude_prune``) of the
-  dense model to that percent sparsity, then one epoch of masked fine-tuning, as sparse
+  dense model to that percent sparsity, then a quarter epoch of masked fine-tuning, as sparse
   checkpoints are trained sparse rather than pruned after the fact.
 - ``smallcnn/w{8,4,3,2}a{8,4,3,2}``: LSQ fake quantization (``quantize.fake_quantize``) of
   weights and activations, first and last layer at 8 bits, calibrated on source batches, then
-  one epoch of quantization-aware fine-tuning.
+  (below 8 bits) a quarter epoch of quantization-aware fine-tuning.
 
 Every model is trained once per machine and cached under ``paths.models_dir()``; the cache key
 includes a version number, bumped whenever the recipe changes.
@@ -32,7 +32,7 @@ from torch import nn
 from .. import paths
 from ._registry import ModelEntry, SourceModel, register
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 CANVAS = 64
 NUM_SOURCE_CLASSES = 100
 PRUNE_LEVELS = (50, 80, 90, 95)  # percent of weights removed
@@ -72,20 +72,27 @@ def _normalise(images: torch.Tensor) -> torch.Tensor:
 def _source_data(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     from ..data.synthetic import source_split
 
-    data = source_split(split, per_class=80 if split == "train" else 20, size=CANVAS, seed=RECIPE_VERSION)
+    data = source_split(split, per_class=60 if split == "train" else 20, size=CANVAS, seed=RECIPE_VERSION)
     return _normalise(data.images), data.labels
 
 
-def _fit(model: nn.Module, epochs: int, lr: float, seed: int, after_step: Callable[[], None] | None = None) -> None:
-    """Plain supervised training on the source task (SGD + cosine, random flips)."""
+def _fit(model: nn.Module, epochs: float, lr: float, seed: int) -> None:
+    """Plain supervised training on the source task (SGD, one-cycle schedule, random flips).
+
+    ``epochs`` may be fractional: compressed models are fine-tuned on a part of an epoch, which is
+    enough to re-fit BatchNorm and the surviving weights at this scale and keeps the smoke profile fast.
+    """
     images, labels = _source_data("train")
     g = torch.Generator().manual_seed(seed)
+    if epochs < 1:
+        keep = torch.randperm(len(labels), generator=g)[:int(epochs * len(labels))]
+        images, labels, epochs = images[keep], labels[keep], 1
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr, momentum=0.9,
                           weight_decay=5e-4, nesterov=True)
-    steps = epochs * (len(labels) // 128)
+    steps = int(epochs) * (len(labels) // 128)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
     model.train()
-    for _ in range(epochs):
+    for _ in range(int(epochs)):
         order = torch.randperm(len(labels), generator=g)
         for i in range(0, len(order) - 127, 128):
             idx = order[i:i + 128]
@@ -97,8 +104,6 @@ def _fit(model: nn.Module, epochs: int, lr: float, seed: int, after_step: Callab
             loss.backward()
             opt.step()
             sched.step()
-            if after_step is not None:
-                after_step()
     model.eval()
 
 
@@ -107,7 +112,8 @@ def source_accuracy(model: nn.Module) -> float:
     """Top-1 (%) on the held-out source test split: the smoke profile's "upstream ImageNet accuracy"."""
     images, labels = _source_data("test")
     model.eval()
-    correct = sum(int((model(images[i:i + 500]).argmax(1) == labels[i:i + 500]).sum()) for i in range(0, len(labels), 500))
+    correct = sum(int((model(images[i:i + 500]).argmax(1) == labels[i:i + 500]).sum())
+                  for i in range(0, len(labels), 500))
     return 100 * correct / len(labels)
 
 
@@ -131,7 +137,7 @@ def _cached(tag: str, build: Callable[[], nn.Module]) -> tuple[nn.Module, dict]:
 def _dense() -> nn.Module:
     torch.manual_seed(0)
     model = SmallCNN()
-    _fit(model, epochs=6, lr=0.1, seed=0)
+    _fit(model, epochs=6, lr=0.1, seed=0)  # about 70 % top-1 on the held-out source split
     return model
 
 
@@ -144,7 +150,7 @@ def _pruned(percent: int) -> nn.Module:
     layers = counted_layers(model, exclude=(), kinds=(nn.Conv2d, nn.Linear))
     # Masks stay attached during fine-tuning so pruned weights stay zero; removed afterwards.
     magnitude_prune(model, remaining=1 - percent / 100, scope="global", layers=layers,
-                    finetune=lambda m: _fit(m, epochs=1, lr=0.02, seed=percent))
+                    finetune=lambda m: _fit(m, epochs=0.25, lr=0.02, seed=percent))
     for _, module in layers:
         if torch_prune.is_pruned(module):
             torch_prune.remove(module, "weight")
@@ -157,7 +163,8 @@ def _quantized(bits: int) -> nn.Module:
     dense = _cached("dense", _dense)[0]
     images, _ = _source_data("train")
     model = fake_quantize(copy.deepcopy(dense), bits, [images[i:i + 256] for i in range(0, 1024, 256)])
-    _fit(model, epochs=1, lr=0.01, seed=bits)
+    if bits < 8:  # 8-bit post-training quantization needs no fine-tuning
+        _fit(model, epochs=0.25, lr=0.01, seed=bits)
     return model
 
 
@@ -189,11 +196,11 @@ def _register() -> None:
         register(ModelEntry(f"smallcnn/prune-{percent}", compression="unstructured", method="magnitude",
                             sparsity=percent / 100, parent="smallcnn/dense",
                             loader=_loader(f"prune-{percent}", lambda p=percent: _pruned(p)),
-                            notes="global magnitude pruning + 1 epoch masked fine-tune", **common))
+                            notes="global magnitude pruning + 1/4 epoch masked fine-tune", **common))
     for bits in QUANT_BITS:
         register(ModelEntry(f"smallcnn/w{bits}a{bits}", compression="quantization", method="lsq", bits=bits,
                             parent="smallcnn/dense", loader=_loader(f"w{bits}a{bits}", lambda b=bits: _quantized(b)),
-                            notes="LSQ fake quantization (first/last layer 8 bit) + 1 epoch QAT", **common))
+                            notes="LSQ fake quantization (first/last layer 8 bit) + 1/4 epoch QAT below 8 bit", **common))
 
 
 _register()

@@ -296,7 +296,7 @@ def build_vvtq(arch: str, bits: int | None, cfg: DeitConfig | SwinConfig | None 
 def timm_config_kwargs(cfg: DeitConfig | SwinConfig) -> dict[str, Any]:
     """``timm.create_model`` keyword arguments that build the timm twin of ``cfg``."""
     common = {"img_size": cfg.img_size, "patch_size": cfg.patch_size, "embed_dim": cfg.embed_dim,
-                  "mlp_ratio": cfg.mlp_ratio, "num_classes": cfg.num_classes}
+              "mlp_ratio": cfg.mlp_ratio, "num_classes": cfg.num_classes}
     if isinstance(cfg, DeitConfig):
         return dict(common, depth=cfg.depth, num_heads=cfg.num_heads)
     return dict(common, depths=cfg.depths, num_heads=cfg.num_heads, window_size=cfg.window_size)
@@ -368,7 +368,7 @@ def vvtq_state_dict(ckpt: dict[str, Any], what: str) -> dict[str, torch.Tensor]:
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         keys = list(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(f"{what} has no 'state_dict' entry (found {keys}); VVTQ checkpoints are "
-                              "train_VVTQ.py saves ({'epoch', 'state_dict', 'best_acc1', ...})")
+                              "what train_VVTQ.py saves: {'epoch', 'state_dict', 'best_acc1', ...}")
     return {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}
 
 

@@ -1,0 +1,60 @@
+"""The set-up a new user runs: pins agree, the docs match the registry, the two README commands exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from vpcost_utils import profiles
+from vpcost_utils.errors import SpecError, UnknownNameError, VpcostError
+from vpcost_utils.models._docs import registry_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pins(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^\s*-?\s*([A-Za-z0-9_.-]+)==([^\s#]+)", text, flags=re.M))
+
+
+def test_environment_yml_and_lock_file_pin_the_same_versions():
+    lock = _pins((ROOT / "requirements-lock.txt").read_text())
+    env = _pins((ROOT / "environment.yml").read_text())
+    assert lock and lock == env
+    assert "-e ." in (ROOT / "environment.yml").read_text()
+
+
+def test_readme_states_the_two_commands_and_ci_runs_the_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "make reproduce" in readme and "make test" in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_models_doc_is_generated_from_the_registry():
+    assert (ROOT / "docs" / "models.md").read_text() == registry_markdown(), \
+        "regenerate it: python -m vpcost_utils.models > docs/models.md"
+
+
+def test_profile_settings_check_names_and_types():
+    s = profiles.settings("sparse_transfer", "smoke", epochs=3)
+    assert s["epochs"] == 3 and s["profile"] == "smoke"
+    with pytest.raises(SpecError, match="'epoch'"):
+        profiles.settings("sparse_transfer", "smoke", epoch=3)
+    with pytest.raises(SpecError, match="'shots' must be a list"):
+        profiles.settings("sparse_transfer", "smoke", shots=5)
+    with pytest.raises(UnknownNameError, match="smoke"):
+        profiles.settings("sparse_transfer", "smok")
+
+
+def test_missing_data_and_checkpoints_are_listed_together_before_training(isolated_home, monkeypatch):
+    from vpcost_utils import notebook, sweep
+
+    monkeypatch.setenv("VPCOST_OFFLINE", "1")
+    specs = sweep.grid(model=["resnet50/dense", "resnet50/acdc-90"], dataset=["cifar10", "oxford_pets"])
+    with pytest.raises(VpcostError) as info:
+        notebook.preflight(specs)
+    message = str(info.value)
+    for item in ("resnet50/dense", "resnet50/acdc-90", "cifar10", "oxford_pets"):
+        assert item in message
+    assert "nothing was trained" in message
