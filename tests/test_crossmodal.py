@@ -152,7 +152,7 @@ def test_reprogramming_learns_generated_task(tmp_path, monkeypatch, dataset):
     from vpcost_utils.crossmodal import run_crossmodal
 
     spec = RunSpec(model=_register_random_backbone(), dataset=dataset, task="crossmodal", method="max", epochs=3,
-                   batch_size=16, lr=5e-2, max_steps=120)
+                   batch_size=16, lr=5e-2, max_steps=80)
     start = time.perf_counter()
     record = run_crossmodal(spec, progress=False)
     assert time.perf_counter() - start < 60

@@ -53,8 +53,8 @@ def test_lr_schedule_is_multistep_at_50_and_72_percent():
 
 
 def test_too_many_shots_is_a_clear_error_before_training():
-    with pytest.raises(SpecError, match="n_shots=31"):
-        train.load_data(RunSpec("smallcnn/dense", "digits", n_shots=31))
+    with pytest.raises(SpecError, match="n_shots=25"):
+        train.load_data(RunSpec("smallcnn/dense", "digits", n_shots=25))
 
 
 def test_saved_prompts_are_frames_at_the_requested_epochs():

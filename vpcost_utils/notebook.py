@@ -119,28 +119,32 @@ def preflight(specs: list[RunSpec]) -> None:
     complete list and where to get each item, not one at a time.
     """
     from .data import get_dataset_info, load_split
-    from .models import create_model, get_entry
+    from .models import create_model
+
+    if any(spec.task == "clip" for spec in specs):
+        from . import clip  # noqa: F401  (registers the CLIP smoke targets)
 
     missing: list[str] = []
     seen: set[tuple[str, str]] = set()
     for spec in specs:
-        for kind, name in (("model", spec.model), ("dataset", spec.dataset)):
+        for kind, name in (("model", spec.model), (spec.task, spec.dataset)):
             if (kind, name) in seen:
                 continue
             seen.add((kind, name))
             try:
                 if kind == "model":
-                    get_entry(name)
-                    if spec.task == "vp":
-                        create_model(name, substitute=spec.substitute)
-                elif spec.task in ("vp", "clip"):
+                    create_model(name, substitute=spec.substitute)
+                elif kind == "crossmodal":
+                    from .data.text import load_text_split
+
+                    load_text_split(name, "train", max_train=spec.max_train)
+                    load_text_split(name, "test")
+                else:
                     get_dataset_info(name)
                     load_split(name, "train")
                     load_split(name, "test")
             except MissingFileError as exc:
                 missing.append(f"- {exc}")
-            except VpcostError:
-                raise
     if missing:
         raise VpcostError("this profile needs files that are not here; nothing was trained:\n" + "\n".join(missing))
 

@@ -11,6 +11,7 @@ result already stored is kept, so the next run resumes where this one stopped.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -67,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"subset to run, by name (default: all: {' '.join(NOTEBOOKS)})")
     parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
     args = parser.parse_args(argv)
+    # papermill streams the kernel's output (our progress bars) through its logger.
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("traitlets").setLevel(logging.ERROR)
     output_dir = Path(args.output_dir)
     extra = {"device": args.device} if args.device else {}
     start = time.time()

@@ -10,7 +10,7 @@ ImageNet and CIFAR-10, some source features transfer and a label mapping has som
   noisier and at new scales.
 - ``synth_patterns``: 8 classes, shape x (light / dark background), 32 px, noisier.
 - ``digits``: scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes), upsampled
-  to 32 px with nearest neighbours; 300 train / 300 test images, stratified with seed 0. Real data, offline.
+  to 32 px with nearest neighbours; 200 train / 300 test images, stratified with seed 0. Real data, offline.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ _SHAPE_COLOURS = (0, 3, 6, 9, 2, 5, 8, 1, 4, 7)
 
 def _shapes_task(info: DatasetInfo, split: str, root: str | None, size: int) -> ImageSplit:
     g = torch.Generator().manual_seed(_seed(info.name, split, 0))
-    labels = _balanced_labels(10, 30 if split == "train" else 40, g)
+    labels = _balanced_labels(10, 20 if split == "train" else 30, g)
     hue = torch.tensor(HUES)[torch.tensor(_SHAPE_COLOURS)[labels]] + (torch.rand(len(labels), generator=g) - 0.5) * 0.06
     # Two in five images take a random colour, so colour alone does not give the class away.
     off_colour = torch.rand(len(labels), generator=g) < 0.4
@@ -142,7 +142,7 @@ _PATTERN_SHAPES = (0, 3, 5, 9)
 
 def _patterns_task(info: DatasetInfo, split: str, root: str | None, size: int) -> ImageSplit:
     g = torch.Generator().manual_seed(_seed(info.name, split, 0))
-    labels = _balanced_labels(8, 30 if split == "train" else 40, g)
+    labels = _balanced_labels(8, 20 if split == "train" else 30, g)
     shape = torch.tensor(_PATTERN_SHAPES)[labels % 4]
     background = torch.where(labels < 4, 0.8, 0.15) + 0.05 * torch.rand(len(labels), generator=g)
     images = render(shape, torch.full((len(labels),), float("nan")), size, g, background=background, noise=0.12)
@@ -156,8 +156,8 @@ def _digits_task(info: DatasetInfo, split: str, root: str | None, size: int) -> 
 
     digits = load_digits()
     labels = torch.as_tensor(digits.target, dtype=torch.long)
-    # 30 train and 30 test images per class keep the smoke profile's runs small; the rest is unused.
-    train_idx, rest = train_test_split(range(len(labels)), train_size=300, stratify=digits.target, random_state=0)
+    # 20 train and 30 test images per class keep the smoke profile's runs small; the rest is unused.
+    train_idx, rest = train_test_split(range(len(labels)), train_size=200, stratify=digits.target, random_state=0)
     test_idx, _ = train_test_split(rest, train_size=300, stratify=digits.target[rest], random_state=0)
     index = torch.as_tensor(train_idx if split == "train" else test_idx)
     gray = torch.as_tensor(digits.images[index.numpy()], dtype=torch.float32)[:, None] / 16.0
@@ -167,9 +167,9 @@ def _digits_task(info: DatasetInfo, split: str, root: str | None, size: int) -> 
 
 
 register_dataset(DatasetInfo("synth_shapes", _shapes_task, input_size=32, num_classes=10, offline=True,
-                             notes="generated: 10 shapes in fixed colours, 300 train / 400 test"))
+                             notes="generated: 10 shapes in fixed colours, 200 train / 300 test"))
 register_dataset(DatasetInfo("synth_patterns", _patterns_task, input_size=32, num_classes=8, offline=True,
-                             notes="generated: 4 shapes x light/dark background, 240 train / 320 test"))
+                             notes="generated: 4 shapes x light/dark background, 160 train / 240 test"))
 register_dataset(DatasetInfo("digits", _digits_task, input_size=32, num_classes=10, offline=True,
-                             notes="scikit-learn's bundled 8x8 digits, nearest-upsampled, 300 train / 300 test "
+                             notes="scikit-learn's bundled 8x8 digits, nearest-upsampled, 200 train / 300 test "
                                    "stratified (seed 0)"))

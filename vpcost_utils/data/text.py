@@ -24,6 +24,7 @@ after a GC-rich "exon" half, a noisy acceptor motif before one, or neither; char
 from __future__ import annotations
 
 import os
+import random
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,22 +269,22 @@ def _keywords(num_classes: int) -> list[list[str]]:
 
 def _synth_documents(num_classes: int, n: int, seed: int) -> tuple[list[str], torch.Tensor]:
     """Documents of 12-40 words: filler, 18 % class keywords (a quarter of them from a wrong class), class ending."""
-    g = torch.Generator().manual_seed(seed)
+    rng = random.Random(seed)
     keywords = _keywords(num_classes)
-    labels = torch.arange(num_classes).repeat(n // num_classes + 1)[:n][torch.randperm(n, generator=g)]
+    labels = [i % num_classes for i in range(n)]
+    rng.shuffle(labels)
     docs = []
-    for c in labels.tolist():
-        length = int(torch.randint(12, 41, (1,), generator=g))
+    for c in labels:
         words = []
-        for u in torch.rand(length, generator=g).tolist():
+        for _ in range(rng.randint(12, 40)):
+            u = rng.random()
             if u < 0.18:
-                cls = c if u > 0.045 else int(torch.randint(0, num_classes, (1,), generator=g))
-                words.append(keywords[cls][int(torch.randint(0, 8, (1,), generator=g))])
+                words.append(rng.choice(keywords[c if u > 0.045 else rng.randrange(num_classes)]))
             else:
-                words.append(_FILLER[int(torch.randint(0, len(_FILLER), (1,), generator=g))])
-        ending = _ENDINGS[c % len(_ENDINGS)] if float(torch.rand(1, generator=g)) < 0.7 else "."
+                words.append(rng.choice(_FILLER))
+        ending = _ENDINGS[c % len(_ENDINGS)] if rng.random() < 0.7 else "."
         docs.append(" ".join(words) + ending)
-    return docs, labels
+    return docs, torch.tensor(labels, dtype=torch.long)
 
 
 def synth_tokenizer(corpus: list[str], max_length: int):
@@ -323,24 +324,21 @@ def _synth_dna(info: TextInfo, split: str, max_length: int) -> TextSplit:
 
     20 % of motif bases are mutated and the motif moves by up to 3 positions.
     """
-    g = torch.Generator().manual_seed(300 if split == "train" else 301)
+    rng = random.Random(300 if split == "train" else 301)
     n = 600 if split == "train" else 300
-    labels = torch.arange(3).repeat(n // 3)[torch.randperm(n, generator=g)]
-    bases = "ACGT"
+    labels = [i % 3 for i in range(n)]
+    rng.shuffle(labels)
+    gc_rich, uniform = (0.125, 0.375, 0.375, 0.125), (0.25,) * 4  # A C G T: 75 % G/C, exons are GC-richer
     seqs = []
-    gc_rich = torch.tensor([0.125, 0.375, 0.375, 0.125])  # A C G T: 75 % G/C, exons are GC-richer
-    uniform = torch.full((4,), 0.25)
-    for c in labels.tolist():
+    for c in labels:
         # EI: exon then intron, so the upstream half is GC-rich; IE: the downstream half; N: neither
         halves = (gc_rich, uniform) if c == 0 else (uniform, gc_rich) if c == 1 else (uniform, uniform)
-        probs = torch.cat([halves[0].expand(30, 4), halves[1].expand(30, 4)])
-        seq = [bases[i] for i in torch.multinomial(probs, 1, generator=g).flatten().tolist()]
+        seq = rng.choices("ACGT", weights=halves[0], k=30) + rng.choices("ACGT", weights=halves[1], k=30)
         if c < 2:
             motif = _DONOR if c == 0 else _ACCEPTOR
-            start = 30 - len(motif) // 2 + int(torch.randint(-3, 4, (1,), generator=g))
+            start = 30 - len(motif) // 2 + rng.randint(-3, 3)
             for j, b in enumerate(motif):
-                mutate = float(torch.rand(1, generator=g)) < 0.2
-                seq[start + j] = bases[int(torch.randint(0, 4, (1,), generator=g))] if mutate else b
+                seq[start + j] = rng.choice("ACGT") if rng.random() < 0.2 else b
         seqs.append("".join(seq))
-    return TextSplit(info.name, split, CharTokenizer(max_length)(seqs), labels, list(info.classes),
-                     CharTokenizer.vocab_size, 0)
+    return TextSplit(info.name, split, CharTokenizer(max_length)(seqs), torch.tensor(labels, dtype=torch.long),
+                     list(info.classes), CharTokenizer.vocab_size, 0)

@@ -415,8 +415,9 @@ for _tag, _file_id in _UPOP_FILES.items():
                         "no retraining",
         notes="blocks rebuilt from sliced shapes; momentum copies (*_m) and queues ignored explicitly"))
 register(ModelEntry(name="tinyclip/dense", arch="tinyclip", compression="dense", method="dense", loader=_load_tiny,
-                    source="built and pretrained here on generated data", obtainable="yes",
+                    source="built and pretrained here on generated data", obtainable="yes", license="MIT (ours)",
                     notes="smoke-profile stand-in for CLIP: same code path, 64 px, word-level tokenizer"))
 register(ModelEntry(name="tinyclip/prune-50", arch="tinyclip", compression="structured", method="l1-structured",
                     loader=_load_tiny, parent="tinyclip/dense", source="tinyclip/dense pruned here", obtainable="yes",
+                    license="MIT (ours)",
                     notes="structured L1 pruning to 50 % of block params (stand-in for UPop 2x), no retraining"))

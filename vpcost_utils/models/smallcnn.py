@@ -6,7 +6,7 @@ prompt, mapping and training code. Its compressed versions are made with the pac
 substitutes, at a subset of the paper's levels:
 
 - ``smallcnn/prune-{50,80,90,95}``: global magnitude pruning (``prune.magnitude_prune``) of the
-  dense model to that percent sparsity, then a quarter epoch of masked fine-tuning, as sparse
+  dense model to that percent sparsity, then one epoch of masked fine-tuning, as sparse
   checkpoints are trained sparse rather than pruned after the fact.
 - ``smallcnn/w{8,4,3,2}a{8,4,3,2}``: LSQ fake quantization (``quantize.fake_quantize``) of
   weights and activations, first and last layer at 8 bits, calibrated on source batches, then
@@ -32,7 +32,7 @@ from torch import nn
 from .. import paths
 from ._registry import ModelEntry, SourceModel, register
 
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 CANVAS = 64
 NUM_SOURCE_CLASSES = 100
 PRUNE_LEVELS = (50, 80, 90, 95)  # percent of weights removed
@@ -150,7 +150,7 @@ def _pruned(percent: int) -> nn.Module:
     layers = counted_layers(model, exclude=(), kinds=(nn.Conv2d, nn.Linear))
     # Masks stay attached during fine-tuning so pruned weights stay zero; removed afterwards.
     magnitude_prune(model, remaining=1 - percent / 100, scope="global", layers=layers,
-                    finetune=lambda m: _fit(m, epochs=0.25, lr=0.02, seed=percent))
+                    finetune=lambda m: _fit(m, epochs=1, lr=0.05, seed=percent))
     for _, module in layers:
         if torch_prune.is_pruned(module):
             torch_prune.remove(module, "weight")
@@ -164,6 +164,11 @@ def _quantized(bits: int) -> nn.Module:
     images, _ = _source_data("train")
     model = fake_quantize(copy.deepcopy(dense), bits, [images[i:i + 256] for i in range(0, 1024, 256)])
     if bits < 8:  # 8-bit post-training quantization needs no fine-tuning
+        # The step sizes stay at their MSE initialisation: trained without LSQ's gradient scaling
+        # they diverge and the model collapses to chance; the weights adapt to the fixed grid.
+        for name, param in model.named_parameters():
+            if name.endswith(".step"):
+                param.requires_grad_(False)
         _fit(model, epochs=0.25, lr=0.01, seed=bits)
     return model
 
@@ -196,11 +201,12 @@ def _register() -> None:
         register(ModelEntry(f"smallcnn/prune-{percent}", compression="unstructured", method="magnitude",
                             sparsity=percent / 100, parent="smallcnn/dense",
                             loader=_loader(f"prune-{percent}", lambda p=percent: _pruned(p)),
-                            notes="global magnitude pruning + 1/4 epoch masked fine-tune", **common))
+                            notes="global magnitude pruning + 1 epoch masked fine-tune", **common))
     for bits in QUANT_BITS:
         register(ModelEntry(f"smallcnn/w{bits}a{bits}", compression="quantization", method="lsq", bits=bits,
                             parent="smallcnn/dense", loader=_loader(f"w{bits}a{bits}", lambda b=bits: _quantized(b)),
-                            notes="LSQ fake quantization (first/last layer 8 bit) + 1/4 epoch QAT below 8 bit", **common))
+                            notes="LSQ fake quantization (first/last layer 8 bit) + 1/4 epoch QAT below 8 bit",
+                            **common))
 
 
 _register()
