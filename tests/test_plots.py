@@ -12,6 +12,7 @@ import torch
 from vpcost_utils import plots
 from vpcost_utils.data import ImageSplit
 from vpcost_utils.errors import SpecError, UnknownNameError
+from vpcost_utils.plots._common import _ordered_shots
 
 DENSE, MID, SPARSE = "resnet50/dense", "resnet50/lt-49.35", "resnet50/lt-11.571"
 
@@ -71,7 +72,7 @@ def test_compression_amount_orders_levels_within_a_family():
 def test_shot_labels_follow_the_paper_order():
     assert plots.shot_label(None) == plots.shot_label(float("nan")) == "full"
     assert plots.shot_label(5.0) == "5"
-    assert plots._ordered_shots(["full", "10", "2", "100", "1"]) == ["1", "2", "10", "100", "full"]
+    assert _ordered_shots(["full", "10", "2", "100", "1"]) == ["1", "2", "10", "100", "full"]
     assert plots.PAPER_SHOT_LABELS == ("1", "2", "5", "10", "20", "50", "100", "full")
 
 
