@@ -62,3 +62,18 @@ def test_missing_data_and_checkpoints_are_listed_together_before_training(isolat
     for item in ("resnet50/dense", "resnet50/acdc-90", "cifar10", "oxford_pets"):
         assert item in message
     assert "nothing was trained" in message
+
+
+def test_reproduce_checks_the_whole_profile_before_any_notebook(isolated_home, monkeypatch, tmp_path, capsys):
+    from vpcost_utils import reproduce
+
+    monkeypatch.setenv("VPCOST_OFFLINE", "1")
+    executed = []
+    monkeypatch.setattr(reproduce, "execute", lambda *a, **k: executed.append(a))
+    assert reproduce.main(["--profile", "quick", "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert executed == []  # nothing ran
+    # items of several notebooks in one list, each once
+    for item in ("resnet50/dense", "cifar10", "clip_vit_l14_336/openai", "deit_tiny", "splice"):
+        assert item in err
+    assert err.count("checkpoint of clip_vit_l14_336/openai") == 1

@@ -20,6 +20,10 @@ class Artifact(NamedTuple):
 
 NOTEBOOKS = ("01_sparse_transfer", "02_clip", "03_quantization", "04_cross_modal", "05_calibration",
              "06_label_mapping", "07_summary")
+#: The ``profiles`` section whose runs each notebook needs (the summary only reads them).
+NOTEBOOK_SECTIONS = {"01_sparse_transfer": "sparse_transfer", "02_clip": "clip", "03_quantization": "quantization",
+                     "04_cross_modal": "cross_modal", "05_calibration": "calibration",
+                     "06_label_mapping": "label_mapping"}
 
 ARTIFACTS: tuple[Artifact, ...] = (
     Artifact("Table 5", "batch size per N-shot", "01_sparse_transfer", ("tables/table5_batch_sizes.csv",)),

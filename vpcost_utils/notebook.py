@@ -93,6 +93,12 @@ class Section:
 
         return self._write("metrics", f"{name}.json", json.dumps(_jsonable(data), indent=1, sort_keys=True).encode())
 
+    def specs(self) -> list[RunSpec]:
+        """The runs this section needs (``grids.section_specs``)."""
+        from .grids import section_specs
+
+        return section_specs(self.name, self.settings)
+
     def run(self, specs: list[RunSpec], *, device: str | None = None, runner: str = "serial") -> Any:
         """Preflight, then run every spec not yet stored; returns the store's table."""
         from .sweep import run_grid
@@ -144,19 +150,10 @@ def preflight(specs: list[RunSpec]) -> None:
                     load_split(name, "train")
                     load_split(name, "test")
             except MissingFileError as exc:
-                missing.append(f"- {exc}")
+                if f"- {exc}" not in missing:  # two models may need the same file
+                    missing.append(f"- {exc}")
     if missing:
         raise VpcostError("this profile needs files that are not here; nothing was trained:\n" + "\n".join(missing))
-
-
-def family_models(families: dict[str, Any]) -> list[str]:
-    """Every model of a {family: (dense, [compressed...])} dict, dense first, without repeats."""
-    seen: dict[str, None] = {}
-    for dense, compressed in families.values():
-        seen.setdefault(dense)
-        for name in compressed:
-            seen.setdefault(name)
-    return list(seen)
 
 
 def drop_oversized_shots(specs: list[RunSpec]) -> list[RunSpec]:
@@ -236,12 +233,6 @@ def records_for(store: ResultStore, df: Any, *, method: str, dataset: str, model
     rows = rows.sort_values("seed").drop_duplicates("model")
     return [store.read(run_id) for run_id in rows.set_index("model").loc[[m for m in models if m in set(rows["model"])],
                                                                            "run_id"]]
-
-
-def prompt_epochs(epochs: int, count: int = 10) -> tuple[int, ...]:
-    """About ``count`` evenly spaced epochs (the first and the last included) at which to save the prompt."""
-    step = max(1, epochs // count)
-    return tuple(sorted({1, *range(step, epochs + 1, step), epochs}))
 
 
 def target_split(dataset: str) -> Any:

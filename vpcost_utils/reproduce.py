@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .artifacts import NOTEBOOKS, missing_files, write_index
+from .artifacts import NOTEBOOK_SECTIONS, NOTEBOOKS, missing_files, write_index
 from .errors import SpecError, UnknownNameError, VpcostError
 from .profiles import PROFILES
 
@@ -59,6 +59,21 @@ def execute(name: str, profile: str, output_dir: Path, params: dict[str, Any] | 
     return executed
 
 
+def check_profile(profile: str, notebooks: list[str]) -> int:
+    """Load every model and dataset the notebooks' grids need; the number of runs they hold.
+
+    Raises one ``VpcostError`` listing everything missing, before any notebook starts.
+    """
+    from . import profiles
+    from .grids import section_specs
+    from .notebook import preflight
+
+    specs = [spec for name in notebooks if name in NOTEBOOK_SECTIONS
+             for spec in section_specs(NOTEBOOK_SECTIONS[name], profiles.settings(NOTEBOOK_SECTIONS[name], profile))]
+    preflight(specs)
+    return len({spec.run_id for spec in specs})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default=os.environ.get("PROFILE", "smoke"), choices=PROFILES,
@@ -74,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     output_dir = Path(args.output_dir)
     extra = {"device": args.device} if args.device else {}
     start = time.time()
+    try:
+        print(f"checking what the {args.profile} profile needs (models, datasets) ...", flush=True)
+        print(f"    {check_profile(args.profile, args.notebooks)} runs planned", flush=True)
+    except VpcostError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     for name in args.notebooks:
         t0 = time.time()
         print(f"==> {name} ({args.profile})", flush=True)
