@@ -46,8 +46,9 @@ def test_executed_notebook_has_no_error_and_records_parameters(smoke_outputs, na
 
 
 def test_smoke_results_are_not_noise(smoke_outputs):
-    """The dense source model transfers clearly above chance at the larger budgets with ILM, and the
-    most pruned model transfers worse than the dense one (the paper's effect, in miniature)."""
+    """The dense source model transfers clearly above chance at the larger budgets with ILM, and its
+    compressed versions transfer worse there on average, the 2-bit one clearly (the paper's effect in
+    miniature; the 2-shot runs are too noisy at one seed to assert on)."""
     records = [json.loads(p.read_text()) for p in (smoke_outputs / "runs").glob("*.json")]
 
     def acc(model, n_shots):
@@ -56,10 +57,14 @@ def test_smoke_results_are_not_noise(smoke_outputs):
                and r["spec"]["task"] == "vp" and not r["spec"]["save_prompts"]]
         return r["metrics"]["acc"]
 
+    compressed = ["smallcnn/prune-80", "smallcnn/prune-90", "smallcnn/prune-95", "smallcnn/w4a4", "smallcnn/w3a3",
+                  "smallcnn/w2a2"]
     for n_shots in (10, None):
-        assert acc("smallcnn/dense", n_shots) > 3 * 10  # chance is 10 %
-    drops = [acc("smallcnn/dense", n) - acc("smallcnn/prune-95", n) for n in (2, 10, None)]
-    assert sum(drops) / 3 > 1.0, drops
+        dense = acc("smallcnn/dense", n_shots)
+        assert dense > 3 * 10  # chance is 10 %
+        mean_drop = sum(dense - acc(m, n_shots) for m in compressed) / len(compressed)
+        assert mean_drop > 1.0, (n_shots, mean_drop)
+    assert acc("smallcnn/dense", None) - acc("smallcnn/w2a2", None) > 3
 
 
 def test_runs_carry_provenance(smoke_outputs):

@@ -252,3 +252,28 @@ def source_examples(model: str) -> Any:
     examples = source_split("test", per_class=1, size=CANVAS, seed=7)
     by_class = {int(c): examples.images[i] for i, c in enumerate(examples.labels)}
     return lambda index: by_class.get(int(index))
+
+
+def describe_gap(df: Any, families: dict[str, Any], method: str = "ilm") -> str:
+    """One sentence on this run's transfer gap: mean (dense - compressed) accuracy, smallest and largest budget."""
+    summary = accuracy_summary(df[df["method"] == method], families)
+    if summary.empty:
+        return f"This run has no {method} results to compare."
+    dense_of = summary["family"].map(lambda f: families[f][0])
+    compressed = summary[(summary["model"] != dense_of) & summary["drop_vs_dense"].notna()]
+    order = sorted(compressed["shots"].unique(), key=lambda s: float("inf") if s == "full" else int(s))
+    first, last = order[0], order[-1]
+    gap = compressed.groupby("shots")["drop_vs_dense"].mean()
+    return (f"This run ({method.upper()}-VP, mean over datasets and compressed models): dense minus compressed "
+            f"accuracy is {gap[first]:+.1f} points at N={first} and {gap[last]:+.1f} at N={last}.")
+
+
+def describe_trend(df: Any, families: dict[str, Any], metric: str, method: str = "ilm") -> str:
+    """One sentence on how a statistic moves from the dense to the most compressed model (mean over datasets)."""
+    parts = []
+    for family, (dense, compressed) in families.items():
+        rows = df[(df["method"] == method) & df["model"].isin([dense, compressed[-1]])]
+        means = rows.groupby("model")[metric].mean()
+        if dense in means and compressed[-1] in means:
+            parts.append(f"{family}: {means[dense]:.3f} (dense) -> {means[compressed[-1]]:.3f} ({compressed[-1]})")
+    return f"This run, {metric} ({method.upper()}-VP, mean over datasets): " + ("; ".join(parts) or "no results") + "."
