@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from . import profiles
+from ._io import atomic_write_bytes
 from .config import RunSpec
 from .errors import MissingFileError, VpcostError
-from .store import ResultStore, atomic_write_bytes
+from .store import ResultStore
 
 
 def interactive() -> bool:
@@ -158,16 +159,15 @@ def preflight(specs: list[RunSpec]) -> None:
 
 def drop_oversized_shots(specs: list[RunSpec]) -> list[RunSpec]:
     """Remove N-shot runs whose N exceeds every class of the dataset (they equal the full-data run)."""
-    import torch
-
     from .data import load_split
+    from .data.shots import largest_class
 
     largest: dict[str, int] = {}
     kept = []
     for spec in specs:
         if spec.n_shots is not None and spec.task in ("vp", "clip"):
             if spec.dataset not in largest:
-                largest[spec.dataset] = int(torch.bincount(load_split(spec.dataset, "train").labels).max())
+                largest[spec.dataset] = largest_class(load_split(spec.dataset, "train").labels)
             if spec.n_shots > largest[spec.dataset]:
                 print(f"note: {spec.dataset} has at most {largest[spec.dataset]} training images per class; "
                       f"N={spec.n_shots} is the full-data run and is skipped")

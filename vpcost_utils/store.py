@@ -11,28 +11,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ._io import atomic_torch_save, atomic_write_bytes
 from .config import RunSpec
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _jsonable(value: Any) -> Any:
@@ -64,11 +50,7 @@ class ResultStore:
         record = dict(record)
         prompts = record.pop("_prompts", None)
         if prompts:
-            buffer = self.root / f"{record['run_id']}.prompts.pt"
-            tmp = buffer.with_suffix(".tmp")
-            self.root.mkdir(parents=True, exist_ok=True)
-            torch.save(prompts, tmp)
-            os.replace(tmp, buffer)
+            atomic_torch_save(prompts, self.root / f"{record['run_id']}.prompts.pt")
         path = self.path(record["run_id"])
         atomic_write_bytes(path, json.dumps(_jsonable(record), indent=1, sort_keys=True).encode())
         return path

@@ -19,9 +19,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._io import atomic_write_bytes
 from .config import RunSpec
 from .errors import UnknownNameError, VpcostError
-from .store import ResultStore, atomic_write_bytes
+from .store import ResultStore
 
 RUNNERS = ("serial", "submitit")
 

@@ -31,6 +31,7 @@ from torch import nn
 from . import metrics
 from .config import RunSpec
 from .data import ImageSplit, load_split, sample_n_shots
+from .data.shots import largest_class
 from .errors import SpecError
 from .mapping import frequency_mapping, random_mapping
 from .models import SourceModel, create_model
@@ -99,7 +100,7 @@ def _frequency_mapping(backbone: nn.Module, prompt: ExpansivePrompt, train: Imag
 def _check_shots(spec: RunSpec, train: ImageSplit) -> None:
     if spec.n_shots is None:
         return
-    largest = int(torch.bincount(train.labels).max())
+    largest = largest_class(train.labels)
     if spec.n_shots > largest:
         raise SpecError(f"n_shots={spec.n_shots} but no class of {spec.dataset} has more than {largest} training "
                         f"images; use n_shots=None (full data) instead")

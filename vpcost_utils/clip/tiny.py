@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import paths
+from .._io import atomic_torch_save
 from ..data.base import DatasetInfo, ImageSplit, register_dataset
 from ..data.synthetic import COLOUR_NAMES, HUES, SHAPES, render, source_split
 from ..models.clip_models import ClipModel, build_clip
@@ -103,10 +104,7 @@ def load_tinyclip() -> ClipModel:
         model.tokenizer = tiny_tokenizer()
         return model
     model = pretrain_tinyclip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(model.state_dict(), tmp)
-    tmp.replace(path)
+    atomic_torch_save(model.state_dict(), path)
     return model
 
 

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .. import paths
+from .._io import atomic_torch_save
 from .base import ImageSplit
 
 
@@ -30,16 +31,10 @@ def cache_file(name: str, split: str, size: int, version: str) -> Path:
 
 def save_split(data: ImageSplit, path: Path, version: str) -> Path:
     """Write ``data`` to ``path`` atomically (temporary file, then ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"images": data.images.contiguous(), "labels": data.labels.to(torch.int64).contiguous(),
                "classes": list(data.classes), "name": data.name, "split": data.split,
                "size": data.input_size, "version": version}
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_torch_save(payload, path)
     return path
 
 

@@ -11,6 +11,11 @@ import numpy as np
 import torch
 
 
+def largest_class(labels: torch.Tensor) -> int:
+    """Training images in the largest class: an N above it is the full-data run, not an N-shot one."""
+    return int(torch.bincount(labels.to(torch.long)).max())
+
+
 def sample_n_shots(labels: torch.Tensor, n_shots: int | None, seed: int) -> torch.Tensor:
     """Indices of an N-shot subset (all indices, in order, when ``n_shots`` is None)."""
     labels_np = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from .. import paths
+from .._io import atomic_torch_save
 from ..errors import MissingFileError, UnknownNameError
 
 BERT_TOKENIZER = "bert-base-cased"
@@ -118,8 +119,7 @@ def load_text_split(name: str, split: str, *, max_train: int | None = None, max_
         return TextSplit(name, split, d["tokens"], d["labels"], list(info.classes), int(d["vocab_size"]))
     out = _splice(info, split, max_length) if name == "splice" else _hf_text(info, split, limit, max_length)
     out = _cap(out, limit)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"tokens": out.tokens, "labels": out.labels, "vocab_size": out.vocab_size}, cache)
+    atomic_torch_save({"tokens": out.tokens, "labels": out.labels, "vocab_size": out.vocab_size}, cache)
     return out
 
 

@@ -19,8 +19,6 @@ includes a version number, bumped whenever the recipe changes.
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import paths
+from .._io import atomic_torch_save
 from ._registry import ModelEntry, SourceModel, register
 
 RECIPE_VERSION = 3
@@ -126,11 +125,7 @@ def _cached(tag: str, build: Callable[[], nn.Module]) -> tuple[nn.Module, dict]:
     start = time.time()
     module = build()
     info = {"source_top1": source_accuracy(module), "train_seconds": round(time.time() - start, 1)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    torch.save({"module": module, "info": info}, tmp)
-    os.replace(tmp, path)
+    atomic_torch_save({"module": module, "info": info}, path)
     return module, info
 
 
