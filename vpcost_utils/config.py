@@ -22,6 +22,7 @@ BATCH_SIZE_BY_SHOTS: dict[int | None, int] = {1: 8, 2: 8, 5: 16, 10: 32, 20: 32,
 SHOTS_GRID: tuple[int | None, ...] = (1, 2, 5, 10, 20, 50, 100, None)
 
 TASKS = ("vp", "clip", "crossmodal")
+_LATER_FIELDS = ("canvas", "max_test")  # RunSpec fields left out of the run id while None
 METHODS = {"vp": ("rlm", "flm", "ilm"), "clip": ("vp", "ilm-vp"), "crossmodal": ("max", "mean")}
 DEFAULT_LR = {"vp": 0.01, "clip": 40.0, "crossmodal": 1e-3}
 DEFAULT_BATCH = {"clip": 16, "crossmodal": 4}
@@ -56,6 +57,8 @@ class RunSpec:
     max_steps: int | None = None  # optional cap on optimizer steps (crossmodal)
     substitute: bool = False  # allow a labelled substitute when the real checkpoint is missing
     save_prompts: tuple[int, ...] = ()  # epochs after which the prompt is saved (Fig. 20)
+    canvas: int | None = None  # the model's input resolution; None: the model's own (224 for ImageNet models)
+    max_test: int | None = None  # evaluate on a fixed stratified subset of this many test images; None: all
 
     def __post_init__(self) -> None:
         check_choice("task", self.task, TASKS)
@@ -65,7 +68,7 @@ class RunSpec:
             value = getattr(self, name)
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
                 raise SpecError(f"RunSpec.{name} must be {kind.__name__}, got {value!r} ({type(value).__name__})")
-        for name in ("n_shots", "batch_size", "max_train", "max_steps"):
+        for name in ("n_shots", "batch_size", "max_train", "max_steps", "canvas", "max_test"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise SpecError(f"RunSpec.{name} must be a positive int or None, got {value!r}")
@@ -104,8 +107,13 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        """12 hex digits of the SHA-1 of the canonical JSON of the spec."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """12 hex digits of the SHA-1 of the canonical JSON of the spec.
+
+        Fields added after the first release are left out while they hold their default, so every
+        run id (and result file) written before they existed stays valid.
+        """
+        d = {k: v for k, v in self.to_dict().items() if not (k in _LATER_FIELDS and v is None)}
+        canonical = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha1(canonical.encode()).hexdigest()[:12]
 
     def replace(self, **changes: Any) -> RunSpec:

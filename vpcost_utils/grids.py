@@ -31,7 +31,7 @@ def prompt_epochs(epochs: int, count: int = 10) -> tuple[int, ...]:
 def _vp(cfg: dict[str, Any], models: list[str], methods: Any, shots: Any, **extra: Any) -> list[RunSpec]:
     return grid(model=models, dataset=list(cfg["datasets"]), method=list(methods), n_shots=list(shots),
                 seed=list(cfg["seeds"]), epochs=cfg["epochs"], eval_every=cfg["eval_every"],
-                substitute=cfg["substitute"], **extra)
+                substitute=cfg["substitute"], canvas=cfg.get("canvas"), max_test=cfg.get("max_test"), **extra)
 
 
 def section_specs(section: str, cfg: dict[str, Any]) -> list[RunSpec]:
@@ -43,7 +43,8 @@ def section_specs(section: str, cfg: dict[str, Any]) -> list[RunSpec]:
                 + _vp(cfg, family_models(cfg["quant_families"]), ["ilm"], cfg["shots"]))
     if section == "label_mapping":
         base = dict(method="ilm", n_shots=cfg["shots"][0], seed=cfg["seeds"][0], epochs=cfg["epochs"],
-                    eval_every=cfg["eval_every"], substitute=cfg["substitute"])
+                    eval_every=cfg["eval_every"], substitute=cfg["substitute"], canvas=cfg.get("canvas"),
+                    max_test=cfg.get("max_test"))
         pairs = grid(model=[cfg["dense"], cfg["sparse"], *cfg["quant_pair"]], dataset=list(cfg["datasets"]), **base)
         prompts = grid(model=[cfg["dense"], *cfg["prompt_pair"]], dataset=cfg["prompt_dataset"],
                        save_prompts=[prompt_epochs(cfg["epochs"])], **base)
@@ -56,5 +57,5 @@ def section_specs(section: str, cfg: dict[str, Any]) -> list[RunSpec]:
         return grid(task="crossmodal", model=list(cfg["models"]), dataset=list(cfg["datasets"]),
                     method=list(cfg["methods"]), seed=list(cfg["seeds"]), epochs=cfg["epochs"],
                     eval_every=cfg["eval_every"], max_steps=cfg["max_steps"], max_train=cfg["max_train"],
-                    substitute=cfg["substitute"])
+                    substitute=cfg["substitute"], canvas=cfg.get("canvas"))
     return []

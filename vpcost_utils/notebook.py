@@ -176,16 +176,28 @@ def drop_oversized_shots(specs: list[RunSpec]) -> list[RunSpec]:
     return kept
 
 
+def has_shots(df: Any, shots: Any) -> Any:
+    """Row mask: runs whose N-shot budget is one of ``shots`` (``None`` in the list: full data)."""
+    wanted = [n for n in shots if n is not None]
+    mask = df["n_shots"].isin(wanted)
+    return mask | df["n_shots"].isna() if None in shots else mask
+
+
 def upstream_points(models: list[str], *, substitute: bool = False) -> list[dict[str, Any]]:
     """Upstream top-1 and remaining weights per model for Fig. 14.
 
     The smoke profile's models carry their top-1 on the source task's held-out split (measured);
+    models compressed here from real weights without ImageNet (the mini profile) carry their top-1
+    agreement with the dense model on natural-image crops (measured; the dense model is 100);
     registry models report the published number (``models.upstream`` measures it when given an
     ImageNet validation folder).
     """
     from .models import create_model, get_entry
     from .models.upstream import upstream_top1
 
+    agreement = {n: create_model(n).provenance.get("top1_agreement_with_dense")
+                 for n in models if get_entry(n).source.startswith("made here")}
+    measured_parents = {get_entry(n).parent for n, a in agreement.items() if a is not None}
     points = []
     for name in models:
         entry = get_entry(name)
@@ -194,6 +206,10 @@ def upstream_points(models: list[str], *, substitute: bool = False) -> list[dict
             provenance = create_model(name).provenance
             points.append({"name": name, "remaining": remaining, "top1": provenance["source_top1"],
                            "kind": "measured"})
+        elif agreement.get(name) is not None:
+            points.append({"name": name, "remaining": remaining, "top1": agreement[name], "kind": "agreement"})
+        elif name in measured_parents:
+            points.append({"name": name, "remaining": remaining, "top1": 100.0, "kind": "agreement (itself)"})
         else:
             result = upstream_top1(name, substitute=substitute)
             points.append({"name": name, "remaining": remaining, "top1": result.get("top1"),

@@ -48,7 +48,10 @@ def execute(name: str, profile: str, output_dir: Path, params: dict[str, Any] | 
     notebook = NOTEBOOK_DIR / f"{name}.ipynb"
     if not notebook.exists():
         raise UnknownNameError("notebook", name, NOTEBOOKS)
-    params = {"profile": profile, "output_dir": str(output_dir.resolve()), **(params or {})}
+    declared = declared_parameters(notebook)
+    # the summary reads results only: runtime options of the training notebooks do not apply to it
+    params = {k: v for k, v in (params or {}).items() if k in declared or k not in ("device", "runner")}
+    params = {"profile": profile, "output_dir": str(output_dir.resolve()), **params}
     check_parameters(notebook, params)
     executed = output_dir / profile / "executed" / notebook.name
     executed.parent.mkdir(parents=True, exist_ok=True)
@@ -82,12 +85,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notebooks", nargs="*", default=list(NOTEBOOKS),
                         help=f"subset to run, by name (default: all: {' '.join(NOTEBOOKS)})")
     parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
+    parser.add_argument("--runner", default=os.environ.get("RUNNER") or None,
+                        help="serial (default), processes (a worker pool on this machine: faster on a CPU) or "
+                             "submitit; passed to every notebook that trains")
     args = parser.parse_args(argv)
     # papermill streams the kernel's output (our progress bars) through its logger.
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("traitlets").setLevel(logging.ERROR)
     output_dir = Path(args.output_dir)
     extra = {"device": args.device} if args.device else {}
+    # The mini profile trains on the CPU: two single-thread workers beat one two-thread process there.
+    runner = args.runner or ("processes" if args.profile == "mini" else None)
+    if runner:
+        extra["runner"] = runner
     start = time.time()
     try:
         print(f"checking what the {args.profile} profile needs (models, datasets) ...", flush=True)

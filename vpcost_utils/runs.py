@@ -80,3 +80,38 @@ def run(spec: RunSpec, store: ResultStore | None = None, *, device: str | torch.
         store.write(record)
         record.pop("_prompts", None)
     return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m vpcost_utils.runs --model M --dataset D [...]``: one run, stored and summarised."""
+    import argparse
+    import dataclasses
+    import json
+
+    parser = argparse.ArgumentParser(description="Run one RunSpec (skipped when its record exists) and print its "
+                                                 "metrics.")
+    for f in dataclasses.fields(RunSpec):
+        if f.name == "save_prompts":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool",):
+            parser.add_argument(flag, action="store_true")
+        elif f.name in ("model", "dataset"):
+            parser.add_argument(flag, required=True)
+        else:
+            kind = float if f.name == "lr" else (str if f.name in ("method", "task") else int)
+            parser.add_argument(flag, type=kind, default=f.default)
+    parser.add_argument("--output-dir", default="outputs/runs", help="the record goes to <output-dir>/<run_id>.json")
+    parser.add_argument("--device", default=None)
+    args = vars(parser.parse_args(argv))
+    output_dir, device = Path(args.pop("output_dir")), args.pop("device")
+    spec = RunSpec(**args)
+    record = run(spec, ResultStore(output_dir), device=device)
+    summary = {k: record["metrics"][k] for k in ("acc", "best_acc", "ece") if k in record["metrics"]}
+    print(json.dumps({"run_id": spec.run_id, **summary, "wall_time_s": record["env"]["wall_time_s"],
+                      "record": str(output_dir / f"{spec.run_id}.json")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

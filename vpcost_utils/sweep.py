@@ -6,14 +6,18 @@ on; at the end the failures are raised together unless ``on_error="record"``. Ki
 starting it again loses nothing and repeats nothing, because records are written atomically and
 existing ones are skipped.
 
-Runners: ``"serial"`` (this process; what papermill and CI use) and ``"submitit"`` (one cluster job
-per run through submitit's SLURM or local executor; ``pip install submitit``).
+Runners: ``"serial"`` (this process; what papermill and CI use), ``"processes"`` (a pool of worker
+processes on this machine, each with its share of the CPU threads: on a CPU, two single-threaded
+runs side by side get more done than one run on two threads, because a small network's layers do
+not keep two threads busy) and ``"submitit"`` (one cluster job per run through submitit's SLURM or
+local executor; ``pip install submitit``). The runner never changes a result's spec or run id.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +28,7 @@ from .config import RunSpec
 from .errors import UnknownNameError, VpcostError
 from .store import ResultStore
 
-RUNNERS = ("serial", "submitit")
+RUNNERS = ("serial", "processes", "submitit")
 
 
 class SweepError(VpcostError):
@@ -91,6 +95,9 @@ def run_grid(specs: Sequence[RunSpec], store: ResultStore, *, runner: str = "ser
     if runner == "submitit":
         result.failures = _run_submitit(todo, store, device, executor)
         result.ran = len(todo) - len(result.failures)
+    elif runner == "processes":
+        result.failures = _run_processes(todo, store, device, progress)
+        result.ran = len(todo) - len(result.failures)
     else:
         for spec in tqdm(todo, desc="runs", disable=not progress or not todo):
             try:
@@ -104,6 +111,53 @@ def run_grid(specs: Sequence[RunSpec], store: ResultStore, *, runner: str = "ser
     if result.failures and on_error == "raise":
         raise SweepError(result.failures)
     return result
+
+
+def process_workers() -> int:
+    """Worker processes of the ``"processes"`` runner: ``VPCOST_WORKERS``, else one per two cores (at least 1)."""
+    if "VPCOST_WORKERS" in os.environ:
+        return max(1, int(os.environ["VPCOST_WORKERS"]))
+    return max(1, (os.cpu_count() or 1) // 2) if (os.cpu_count() or 1) > 2 else (os.cpu_count() or 1)
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _run_in_worker(spec: dict[str, Any], root: str, device: str | None) -> str:
+    from .runs import run
+
+    store = ResultStore(root)
+    spec_obj = RunSpec.from_dict(spec)
+    run(spec_obj, store, device=device, progress=False)
+    (store.root / f"{spec_obj.run_id}.error.json").unlink(missing_ok=True)
+    return spec_obj.run_id
+
+
+def _run_processes(todo: list[RunSpec], store: ResultStore, device: str | None, progress: bool) -> list[dict]:
+    import concurrent.futures as cf
+    import multiprocessing
+
+    from tqdm.auto import tqdm
+
+    if not todo:
+        return []
+    workers = min(process_workers(), len(todo))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    failures = []
+    # spawn, not fork: a forked child would inherit the parent's torch thread pool and any CUDA state
+    with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+                                initargs=(threads,)) as pool:
+        futures = {pool.submit(_run_in_worker, spec.to_dict(), str(store.root), device): spec for spec in todo}
+        for future in tqdm(cf.as_completed(futures), total=len(futures), desc=f"runs ({workers} processes)",
+                           disable=not progress):
+            try:
+                future.result()
+            except Exception as exc:  # the worker's exception, with its traceback as the cause
+                failures.append(_record_failure(store, futures[future], exc))
+    return failures
 
 
 def _run_submitit(todo: list[RunSpec], store: ResultStore, device: str | None, executor: Any) -> list[dict]:

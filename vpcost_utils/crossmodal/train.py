@@ -58,7 +58,7 @@ def run_crossmodal(spec: RunSpec, *, device: str | torch.device = "cpu", progres
     source = create_model(spec.model, substitute=spec.substitute, device=device)
     if source.provenance.get("kind") == "clip":
         raise SpecError(f"{spec.model} is a CLIP model; cross-modal reprogramming needs an image classifier")
-    canvas = canvas_size or source.canvas_size
+    canvas = canvas_size or spec.canvas or source.canvas_size
     patch = patch_size or default_patch_size(canvas)
     check_canvas(canvas, patch)
     train = load_text_split(spec.dataset, "train", max_train=spec.max_train)

@@ -4,6 +4,7 @@ Importing this package registers the generated offline tasks and the paper's tor
 """
 
 from . import (
+           mnist,  # noqa: F401  (registers mnist, fashion_mnist)
            synthetic,  # noqa: F401  (registers synth_shapes, synth_patterns, digits)
            vision,  # noqa: F401  (registers cifar10, svhn, gtsrb, dtd, flowers102, oxford_pets, eurosat, caltech101)
 )

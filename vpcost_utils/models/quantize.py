@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._registry import IMAGENET_MEAN, IMAGENET_STD
-from .lsq import SAMPLE_SIZE, LsqConv2d, LsqLinear, fake_quant, mse_step, qrange
+from .lsq import SAMPLE_SIZE, fake_quant, mse_step, qrange
 
 
 class Quantizer(nn.Module):
@@ -75,7 +75,36 @@ class FakeQuantConv2d(nn.Conv2d):
         return self._conv_forward(self.input_quant(x), self.quantized_weight(), self.bias)
 
 
-_SWAP = {nn.Linear: FakeQuantLinear, nn.Conv2d: FakeQuantConv2d}
+_SWAP: dict[type, type] = {nn.Linear: FakeQuantLinear, nn.Conv2d: FakeQuantConv2d}
+
+
+def _register_timm_same_conv() -> None:
+    """timm's TF-ported models (``tf_efficientnet_lite*``) use ``Conv2dSame``, a ``Conv2d`` whose forward pads
+    "SAME" at run time; its quantized twin keeps that padding. Registered only when timm imports."""
+    try:
+        from timm.layers import Conv2dSame, conv2d_same
+    except ImportError:
+        return
+
+    class FakeQuantConv2dSame(Conv2dSame):
+        input_quant: Quantizer
+        weight_quant: Quantizer
+
+        def quantized_weight(self) -> torch.Tensor:
+            return self.weight_quant(self.weight)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            # Quantizing before the zero padding is exact: 0 is on every quantization grid here.
+            return conv2d_same(self.input_quant(x), self.quantized_weight(), self.bias, self.stride, self.padding,
+                               self.dilation, self.groups)
+
+    # Published at module level so cached quantized models (torch.save of the module) unpickle.
+    FakeQuantConv2dSame.__qualname__ = FakeQuantConv2dSame.__name__
+    globals()[FakeQuantConv2dSame.__name__] = FakeQuantConv2dSame
+    _SWAP[Conv2dSame] = FakeQuantConv2dSame
+
+
+_register_timm_same_conv()
 
 
 class _InputSampler:
@@ -175,7 +204,7 @@ def count_distinct_weights(module: nn.Module) -> dict[str, int]:
     """Distinct values in the weight each ``Linear`` / ``Conv2d`` actually uses (quantized or not), by name."""
     counts = {}
     for name, m in module.named_modules():
-        if isinstance(m, (FakeQuantLinear, FakeQuantConv2d, LsqLinear, LsqConv2d)):
+        if hasattr(m, "quantized_weight"):
             counts[name] = int(torch.unique(m.quantized_weight()).numel())
         elif isinstance(m, (nn.Linear, nn.Conv2d)):
             counts[name] = int(torch.unique(m.weight).numel())
@@ -184,8 +213,7 @@ def count_distinct_weights(module: nn.Module) -> dict[str, int]:
 
 def quantized_bits(module: nn.Module) -> dict[str, int]:
     """Bit width of every layer ``fake_quantize`` quantized, by module name."""
-    return {n: m.weight_quant.bits for n, m in module.named_modules() if isinstance(m, (FakeQuantLinear,
-                                                                                        FakeQuantConv2d))}
+    return {n: m.weight_quant.bits for n, m in module.named_modules() if type(m) in _SWAP.values()}
 
 
 def synthetic_calibration(size: int, n: int = 32, batch_size: int = 8, seed: int = 0) -> list[torch.Tensor]:
