@@ -32,9 +32,9 @@ from . import metrics
 from .config import RunSpec
 from .data import ImageSplit, load_split, sample_n_shots
 from .data.shots import largest_class
-from .errors import SpecError
+from .errors import SpecError, UnknownNameError
 from .mapping import frequency_mapping, random_mapping
-from .models import SourceModel, create_model
+from .models import SourceModel, create_model, get_entry
 from .prompts import ExpansivePrompt
 
 EVAL_BATCH = 256  # any size gives the same logits; the paper-compatible ECE re-batches by its own size
@@ -56,20 +56,22 @@ def batches(split: ImageSplit, batch_size: int, device: torch.device, generator:
         yield split.images[idx].to(device, non_blocking=True).float().div_(255), split.labels[idx].to(device)
 
 
-def _autocast(device: torch.device):
+def _autocast(device: torch.device, mixed: bool = True):
     # The reference trains under CUDA AMP; on the CPU we stay in fp32 (bf16 there is slower here).
-    enabled = device.type == "cuda"
+    # Quantized backbones never: their fake quantizers would round bf16 activations to other codes
+    # than the fp32 mapping and test passes see, so the prompt would train on a different network.
+    enabled = device.type == "cuda" and mixed
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def train_one_epoch(backbone: nn.Module, prompt: ExpansivePrompt, mapping: torch.Tensor, train: ImageSplit,
                     optimizer: torch.optim.Optimizer, batch_size: int, device: torch.device,
-                    generator: torch.Generator) -> tuple[float, float]:
+                    generator: torch.Generator, mixed: bool = True) -> tuple[float, float]:
     """One pass over the training subset; returns (mean loss, accuracy %)."""
     prompt.train()
     total_loss, correct, seen = 0.0, 0, 0
     for images, labels in batches(train, batch_size, device, generator):
-        with _autocast(device):
+        with _autocast(device, mixed):
             logits = backbone(prompt(images))[:, mapping].float()
         loss = F.cross_entropy(logits, labels)
         optimizer.zero_grad(set_to_none=True)
@@ -95,6 +97,13 @@ def _frequency_mapping(backbone: nn.Module, prompt: ExpansivePrompt, train: Imag
     mapping, _ = frequency_mapping(lambda x: backbone(prompt(x)), batches(train, EVAL_BATCH, device),
                                    train.num_classes)
     return mapping.to(device)
+
+
+def _is_quantized(name: str, model: SourceModel) -> bool:
+    try:
+        return get_entry(name).compression == "quantization"
+    except UnknownNameError:  # a model passed in by the caller, not from the registry
+        return model.provenance.get("bits") is not None
 
 
 def _check_shots(spec: RunSpec, train: ImageSplit) -> None:
@@ -143,6 +152,7 @@ def run_vp(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool 
     # channels_last: 1.4x faster forward+backward for EfficientNet-Lite on a 2-core CPU, same logits
     # to float rounding (benchmarked in docs/benchmarks.md); a pure runtime choice, not in the spec.
     backbone = model.module.to(device, memory_format=torch.channels_last)
+    quantized = _is_quantized(spec.model, model)
     canvas = spec.canvas or model.canvas_size
     prompt = ExpansivePrompt(canvas, train.input_size, model.mean, model.std).to(device)
     num_targets = train.num_classes
@@ -166,7 +176,7 @@ def run_vp(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool 
             mapping_history.append((epoch, mapping.tolist()))
         curves["lr"].append(optimizer.param_groups[0]["lr"])
         loss, acc = train_one_epoch(backbone, prompt, mapping, train, optimizer, spec.effective_batch_size, device,
-                                    generator)
+                                    generator, mixed=not quantized)
         scheduler.step()
         curves["epoch"].append(epoch + 1)
         curves["train_loss"].append(loss)

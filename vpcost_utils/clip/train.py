@@ -13,7 +13,8 @@ Two set-ups, picked by ``spec.method``:
   are ``spec.replace(**BAHNG_ORIGINAL)``.
 
 The image is resized to the model's resolution, CLIP-normalised, then the prompt is added
-(no clamp). Training runs in fp32 on CPU and under bf16 autocast on CUDA (the reference used fp16 AMP).
+(no clamp). Training runs in fp32 on CPU and under bf16 autocast on CUDA (the reference used fp16 AMP);
+the mapping and test passes always run in fp32.
 """
 
 from __future__ import annotations
@@ -56,14 +57,17 @@ class PromptedClip:
         self.std = torch.tensor(source.std, device=device).view(1, 3, 1, 1)
         self.autocast = device.type == "cuda"
 
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
+    def logits(self, images: torch.Tensor, *, mixed: bool = True) -> torch.Tensor:
         x = self.prompt(_normalise(images.to(self.device, non_blocking=True), self.mean, self.std))
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast and mixed):
             return clip_logits(self.model, x, self.text).float()
 
     @torch.no_grad()
     def all_logits(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.logits(images[i:i + EVAL_BATCH]).cpu() for i in range(0, len(images), EVAL_BATCH)])
+        """Logits of the mapping and test passes, in fp32 as the reference's: bf16 would round CLIP's logits
+        (20-35) to steps of 0.125-0.25 and break ties towards the lowest text row."""
+        return torch.cat([self.logits(images[i:i + EVAL_BATCH], mixed=False).cpu()
+                          for i in range(0, len(images), EVAL_BATCH)])
 
 
 def build_prompt(method: str, size: int, seed: int) -> torch.nn.Module:

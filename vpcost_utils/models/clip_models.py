@@ -69,7 +69,7 @@ class Attention(nn.Module):
 
     def __init__(self, width: int, heads: int, inner: int | None = None):
         super().__init__()
-        inner = inner or width
+        inner = width if inner is None else inner  # UPop can prune a block's attention to zero width
         if inner % heads:
             raise CheckpointError(f"attention inner width {inner} is not divisible by {heads} heads")
         self.heads = heads
@@ -79,6 +79,8 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
         b, n, _ = x.shape
+        if self.in_proj_weight.shape[0] == 0:  # a zero-width block (UPop): only the output bias remains
+            return self.out_proj(x.new_zeros(b, n, 0))
         q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
         q, k, v = (t.reshape(b, n, self.heads, -1).transpose(1, 2) for t in (q, k, v))
         out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
@@ -92,7 +94,7 @@ class ResidualAttentionBlock(nn.Module):
         super().__init__()
         self.attn = Attention(width, heads, attn_inner)
         self.ln_1 = nn.LayerNorm(width)
-        hidden = mlp_hidden or 4 * width
+        hidden = 4 * width if mlp_hidden is None else mlp_hidden  # 0: a fully pruned MLP (UPop), bias only
         self.mlp = nn.Sequential(OrderedDict([("c_fc", nn.Linear(width, hidden)), ("gelu", QuickGELU()),
                                               ("c_proj", nn.Linear(hidden, width))]))
         self.ln_2 = nn.LayerNorm(width)

@@ -1,0 +1,77 @@
+"""Fixes from the fidelity audit (issue 13): zero-width UPop blocks, fp32 CLIP mapping/test passes,
+no mixed precision for quantized backbones."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from vpcost_utils.models.clip_models import ClipModel, build_clip, config_from_state_dict
+
+
+def test_a_upop_block_pruned_to_zero_width_loads_and_adds_only_its_biases():
+    torch.manual_seed(0)
+    cfg = {"vision_width": 32, "patch_size": 4, "resolution": 8, "embed_dim": 16, "context_length": 4,
+           "vocab_size": 10, "text_width": 16, "vision_blocks": [(32, 128), (0, 0)], "text_blocks": [(16, 64)],
+           "vision_layers": 2, "text_layers": 1}
+    model = ClipModel(cfg).eval()
+    sd = model.state_dict()
+    assert sd["visual.transformer.resblocks.1.attn.in_proj_weight"].shape == (0, 32)
+    assert config_from_state_dict(sd)["vision_blocks"] == [(32, 128), (0, 0)]
+    rebuilt = build_clip(dict(sd)).eval()  # strict: a size mismatch would raise
+    block = rebuilt.visual.transformer.resblocks[1]
+    x = torch.randn(2, 5, 32)
+    with torch.no_grad():
+        expected = x + block.attn.out_proj.bias
+        expected = expected + block.mlp.c_proj.bias
+        assert torch.allclose(block(x), expected, atol=1e-6)
+        assert torch.isfinite(rebuilt.encode_image(torch.randn(2, 3, 8, 8))).all()
+
+
+class _AutocastRecorder:
+    def __init__(self):
+        self.enabled: list[bool] = []
+
+    def __call__(self, device_type, dtype=None, enabled=True, **kwargs):
+        self.enabled.append(bool(enabled))
+        return contextlib.nullcontext()
+
+
+def test_clip_mapping_and_test_logits_are_never_mixed_precision(monkeypatch):
+    from vpcost_utils.clip import train as clip_train
+    from vpcost_utils.models import SourceModel
+
+    model = ClipModel({"vision_width": 32, "patch_size": 4, "resolution": 8, "embed_dim": 16, "context_length": 4,
+                       "vocab_size": 10, "text_width": 16, "vision_blocks": [(32, 128)], "text_blocks": [(16, 64)],
+                       "vision_layers": 1, "text_layers": 1}).eval()
+    source = SourceModel("x/clip", model, canvas_size=8)
+    head = clip_train.PromptedClip(source, torch.nn.Identity(), torch.randn(3, 16), torch.device("cpu"))
+    head.autocast = True  # as on CUDA
+    recorder = _AutocastRecorder()
+    monkeypatch.setattr(torch, "autocast", recorder)
+    images = torch.randint(0, 255, (5, 3, 8, 8), dtype=torch.uint8)
+    logits = head.all_logits(images)
+    assert recorder.enabled and not any(recorder.enabled) and logits.dtype == torch.float32
+    head.logits(images)  # the training step may use mixed precision
+    assert recorder.enabled[-1] is True
+
+
+def test_quantized_backbones_train_without_mixed_precision(monkeypatch):
+    from vpcost_utils import train
+    from vpcost_utils.config import RunSpec
+
+    seen: list[bool] = []
+    real = train._autocast
+
+    def recording(device, mixed=True):
+        seen.append(mixed)
+        return real(device, mixed)
+
+    monkeypatch.setattr(train, "_autocast", recording)
+    base = RunSpec("smallcnn/dense", "digits", n_shots=2, epochs=1, eval_every=1)
+    train.run_vp(base, progress=False)
+    assert seen and all(seen)
+    seen.clear()
+    train.run_vp(base.replace(model="smallcnn/w4a4"), progress=False)
+    assert seen and not any(seen)
