@@ -75,3 +75,58 @@ def test_quantized_backbones_train_without_mixed_precision(monkeypatch):
     seen.clear()
     train.run_vp(base.replace(model="smallcnn/w4a4"), progress=False)
     assert seen and not any(seen)
+
+
+def _save_with_foreign_classes(path, monkeypatch):
+    """A checkpoint as ACDC's save_checkpoint writes it: weights plus its own optimizer and scheduler objects."""
+    import sys
+    import types
+
+    classes = {}
+    for module, name in (("optimization.sgd", "SGD"), ("optimization.lr_schedulers", "CosineLR")):
+        mod = types.ModuleType(module)
+        cls = type(name, (), {"__module__": module, "__init__": lambda self: setattr(self, "lr", 0.1)})
+        setattr(mod, name, cls)
+        monkeypatch.setitem(sys.modules, module, mod)
+        classes[name] = cls
+    monkeypatch.setitem(sys.modules, "optimization", types.ModuleType("optimization"))
+    weights = {"conv1.weight": torch.randn(4, 3, 3, 3)}
+    torch.save({"epoch": 99, "model_state_dict": weights, "optimizer": classes["SGD"](),
+                "lr_scheduler": classes["CosineLR"]()}, path)
+    for module in ("optimization", "optimization.sgd", "optimization.lr_schedulers"):
+        monkeypatch.delitem(sys.modules, module)  # the loading process knows none of them
+    return weights
+
+
+def test_acdc_checkpoints_with_pickled_training_classes_load_without_running_them(tmp_path, monkeypatch):
+    from vpcost_utils.models._checkpoints import load_file
+
+    path = tmp_path / "acdc.pth"
+    weights = _save_with_foreign_classes(path, monkeypatch)
+    blob = load_file(path)
+    assert torch.equal(blob["model_state_dict"]["conv1.weight"], weights["conv1.weight"]) and blob["epoch"] == 99
+    assert "inert optimization.sgd.SGD" in repr(blob["optimizer"])
+
+
+def test_a_pickled_call_is_not_executed_and_a_corrupt_file_is_still_corrupt(tmp_path):
+    import os
+
+    import pytest
+
+    from vpcost_utils.errors import CheckpointError
+    from vpcost_utils.models._checkpoints import load_file
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "evil.pth"
+    torch.save({"w": torch.ones(1), "x": Evil()}, path)
+    with pytest.raises(CheckpointError, match="pickles a call to posix.system"):
+        load_file(path)
+    assert not marker.exists()
+    (tmp_path / "bad.pth").write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_file(tmp_path / "bad.pth")

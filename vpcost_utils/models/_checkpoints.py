@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +57,51 @@ def resolve_checkpoint(entry: ModelEntry, filename: str | None = None) -> Path:
     return path
 
 
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)\.(\w+) ")
+_BLOCKED_GLOBAL = re.compile(r"unsupported GLOBAL ([\w.]+) whose module [\w.]+ is blocked")
+MAX_STUBBED_CLASSES = 32
+
+
+def _inert_class(module: str, name: str) -> type:
+    """A class that stands in for a pickled training-state class (an optimizer, a scheduler) and runs nothing.
+
+    Constructing, un-pickling or ``__setstate__`` only store what they are given; no method of the
+    original class exists, so loading such a checkpoint never executes code from it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args, self.kwargs = args, kwargs
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    return type(name, (), {"__module__": module, "__qualname__": name, "__init__": __init__,
+                           "__setstate__": __setstate__, "__repr__": lambda self: f"<inert {module}.{name}>"})
+
+
 def load_file(path: Path) -> dict[str, Any]:
-    """``torch.load`` on CPU; checkpoints are plain tensors and dicts, so ``weights_only`` is kept on."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint ({exc}); the file is corrupt or "
-                              "truncated: delete it and fetch it again") from exc
+    """``torch.load`` on CPU with ``weights_only`` kept on.
+
+    Some published checkpoints also pickle the authors' own training classes (ACDC's
+    ``save_checkpoint`` stores ``optimization.sgd.SGD`` and ``optimization.lr_schedulers.CosineLR``
+    objects next to the weights). Those are loaded as inert stand-ins (``_inert_class``) through
+    torch's own weights-only unpickler, so the weights load and no pickled code runs; anything the
+    weights-only unpickler refuses for another reason is reported as a damaged file.
+    """
+    stubs: list[type] = []
+    while True:
+        try:
+            with torch.serialization.safe_globals(stubs):
+                return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            match = _UNSUPPORTED_GLOBAL.search(str(exc))
+            if match and len(stubs) < MAX_STUBBED_CLASSES and not match.group(1).startswith(("torch", "builtins")):
+                stubs.append(_inert_class(*match.groups()))
+                continue
+            blocked = _BLOCKED_GLOBAL.search(str(exc))
+            if blocked:
+                raise CheckpointError(f"{path} pickles a call to {blocked.group(1)}, which loading would run; vpcost "
+                                      "never runs code from a checkpoint. This is not a weights file of the "
+                                      "registry: delete it and fetch it again from its source") from exc
+            raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint ({exc}); the file is corrupt or "
+                                  "truncated: delete it and fetch it again") from exc
