@@ -15,7 +15,7 @@ from typing import Any
 from . import profiles
 from ._io import atomic_write_bytes
 from .config import RunSpec
-from .errors import MissingFileError, VpcostError
+from .errors import MissingFileError, SpecError, VpcostError
 from .store import ResultStore
 
 
@@ -111,8 +111,56 @@ class Section:
         return self.store.table()
 
 
+INJECTED_HEADER = "# Parameters"  # the first line of the cell papermill injects after the `parameters` cell
+
+
+def _assigned_names(source: str) -> set[str]:
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, ast.AnnAssign) else []
+        names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
+def check_injected_parameters(history: list[str] | None = None) -> None:
+    """Refuse a papermill parameter the notebook's ``parameters`` cell does not declare.
+
+    papermill only warns about an unknown ``-p`` name and runs the whole notebook with it ignored,
+    so a typo (``-p epoch 5``) silently costs a full sweep. The kernel's input history holds the
+    injected cell (it starts with ``# Parameters``) and, just before it, the declared parameters
+    cell: any injected name not assigned there stops the notebook here, naming both sets.
+    """
+    if history is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return
+        shell = get_ipython()
+        if shell is None:
+            return
+        history = list(shell.user_ns.get("In", []))
+    cells = [c for c in history if c and c.strip()]
+    injected = [i for i, c in enumerate(cells) if c.lstrip().startswith(INJECTED_HEADER)]
+    if not injected or injected[-1] == 0:
+        return
+    at = injected[-1]
+    declared = _assigned_names(cells[at - 1])
+    unknown = sorted(_assigned_names(cells[at]) - declared)
+    if unknown and declared:
+        raise SpecError(f"this notebook does not declare parameter(s) {unknown}; its parameters are "
+                        f"{sorted(declared)}. Fix the -p name (papermill itself only warns and would run on).")
+
+
 def setup(section: str, profile: str, output_dir: str | Path, **overrides: Any) -> Section:
     """Resolve a notebook's settings and make its output folders (``<output_dir>/<profile>``)."""
+    check_injected_parameters()
     settings = profiles.settings(section, profile, **overrides)
     out = Path(output_dir) / profile
     out.mkdir(parents=True, exist_ok=True)
