@@ -46,6 +46,10 @@ class MissingFileError(VpcostError, FileNotFoundError):
         return self.args[0]
 
 
+class DatasetFileError(VpcostError, ValueError):
+    """A raw dataset file that is present but truncated, malformed or not the file its name claims."""
+
+
 class CheckpointError(VpcostError):
     """A checkpoint that loaded but is not what its name claims (keys, shapes, sparsity, bits)."""
 

