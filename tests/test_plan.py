@@ -1,0 +1,34 @@
+"""The sweep planner's image-pass counts, checked against a grid counted by hand."""
+
+from vpcost_utils import plan
+from vpcost_utils.config import RunSpec
+
+
+def test_passes_of_a_small_grid_by_hand():
+    ilm = RunSpec("m/x", "cifar10", method="ilm", n_shots=10, epochs=10, eval_every=4)
+    # 10 shots x 10 classes; ILM maps every epoch; tests after epochs 4, 8 and 10 on all 10,000 images
+    assert plan.run_passes(ilm) == plan.Passes(train=1_000, mapping=1_000, test=30_000)
+    flm = RunSpec("m/x", "cifar10", method="flm", epochs=2, eval_every=10, max_test=500)
+    assert plan.run_passes(flm) == plan.Passes(train=100_000, mapping=50_000, test=500)
+    assert plan.run_passes(flm.replace(method="rlm")).mapping == 0
+    # Flowers102 has 10 images per class: N=20 is capped by the split (1,020 images)
+    assert plan.run_passes(RunSpec("m/x", "flowers102", n_shots=20, epochs=1, eval_every=1)).train == 1_020
+    cross = RunSpec("m/x", "splice", task="crossmodal", method="max", epochs=100, max_steps=1_000)
+    assert plan.run_passes(cross) == plan.Passes(train=4_000, mapping=0, test=638)  # batch 4, capped at 1,000 steps
+    assert plan.hours(plan.Passes(train=360_000, test=1_080_000), (100.0, 300.0)) == 2.0
+
+
+def test_a_run_shared_by_sections_is_counted_once():
+    by_section = plan.profile_specs("mini")
+    ids = [s.run_id for specs in by_section.values() for s in specs]
+    assert len(ids) == len(set(ids))
+    assert by_section["calibration"] == []  # the mini calibration runs are the N=50 transfer runs
+    assert plan.evaluations(16, 16) == 1 and plan.evaluations(100, 10) == 10 and plan.evaluations(25, 10) == 3
+
+
+def test_the_command_prints_every_section_and_the_total(capsys):
+    assert plan.main(["--profile", "smoke", "--ips", "smallcnn=1000:3000", "tinyclip=1000"]) == 0
+    out = capsys.readouterr().out
+    for word in ("sparse_transfer", "cross_modal", "total"):
+        assert word in out
+    assert "leave out" not in out

@@ -1,0 +1,233 @@
+"""What a grid costs before it runs: ``python -m vpcost_utils.plan --profile paper``.
+
+For every run of a profile (or any list of specs) it counts the image passes of each phase:
+
+- ``train``: forward + backward through the frozen backbone (the prompt's gradient), one per
+  training image per epoch (VP, CLIP) or per example per step (cross-modal);
+- ``mapping``: forward passes of the label-mapping vote: ILM once per epoch over the training
+  set, FLM once, RLM never (CLIP's ILM-VP like ILM; cross-modal none);
+- ``test``: forward passes over the test set, once per evaluation (every ``eval_every`` epochs and
+  after the last; ``max_test`` caps the set).
+
+An N-shot training set is taken as N x K images, capped by the split (classes with fewer than N
+images make it smaller; the counts are then an upper bound). Device-hours follow from images per
+second per architecture and phase, given (``--ips resnet50=400:1200``: train:forward) or measured
+here on random weights (``--measure``); without either only the passes are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .config import RunSpec
+from .errors import UnknownNameError
+
+#: (training images, test images, classes) of every registered target, as the loaders give them.
+SPLIT_SIZES: dict[str, tuple[int, int, int]] = {
+    "cifar10": (50_000, 10_000, 10), "svhn": (73_257, 26_032, 10), "gtsrb": (26_640, 12_630, 43),
+    "dtd": (1_880, 1_880, 47), "flowers102": (1_020, 6_149, 102), "oxford_pets": (3_680, 3_669, 37),
+    "eurosat": (24_300, 2_700, 10), "caltech101": (6_941, 1_736, 101),
+    "mnist": (60_000, 10_000, 10), "fashion_mnist": (60_000, 10_000, 10),
+    "yelp_polarity": (560_000, 38_000, 2), "imdb": (25_000, 25_000, 2), "ag_news": (120_000, 7_600, 4),
+    "dbpedia_14": (560_000, 70_000, 14), "splice": (2_552, 638, 3),
+}
+PHASES = ("train", "mapping", "test")
+
+
+@dataclass
+class Passes:
+    """Image passes of one run (or a sum of runs), by phase."""
+
+    train: int = 0
+    mapping: int = 0
+    test: int = 0
+
+    def __add__(self, other: Passes) -> Passes:
+        return Passes(self.train + other.train, self.mapping + other.mapping, self.test + other.test)
+
+    @property
+    def total(self) -> int:
+        return self.train + self.mapping + self.test
+
+
+def split_sizes(dataset: str) -> tuple[int, int, int]:
+    """(train, test, classes) of ``dataset``: the table above, else read from the (offline) loader."""
+    if dataset in SPLIT_SIZES:
+        return SPLIT_SIZES[dataset]
+    from . import clip  # noqa: F401  (registers CLIP's generated targets)
+    from .data import list_datasets, load_split
+
+    if dataset not in list_datasets():
+        from .data.text import load_text_split
+
+        try:
+            train, test = load_text_split(dataset, "train"), load_text_split(dataset, "test")
+        except UnknownNameError:
+            raise UnknownNameError("dataset", dataset, {*SPLIT_SIZES, *list_datasets()}) from None
+        return len(train.labels), len(test.labels), train.num_classes
+    train, test = load_split(dataset, "train"), load_split(dataset, "test")
+    return len(train), len(test), train.num_classes
+
+
+def evaluations(epochs: int, eval_every: int) -> int:
+    """Test passes of a run: every ``eval_every`` epochs and after the last (``train.run_vp``)."""
+    return epochs // eval_every + (1 if epochs % eval_every else 0)
+
+
+def run_passes(spec: RunSpec) -> Passes:
+    """Image passes of one run, by phase (see the module docstring)."""
+    n_train, n_test, classes = split_sizes(spec.dataset)
+    if spec.n_shots is not None:
+        n_train = min(n_train, spec.n_shots * classes)
+    if spec.max_train is not None:
+        n_train = min(n_train, spec.max_train)
+    if spec.max_test is not None:
+        n_test = min(n_test, spec.max_test)
+    if spec.task == "crossmodal":
+        batch = spec.effective_batch_size
+        steps = spec.epochs * math.ceil(n_train / batch)
+        if spec.max_steps is not None:
+            steps = min(steps, spec.max_steps)
+        return Passes(train=steps * batch, test=n_test)
+    epochs_run = spec.epochs
+    if spec.max_steps is not None:  # CLIP: a step cap ends training early
+        epochs_run = min(epochs_run, math.ceil(spec.max_steps * spec.effective_batch_size / max(n_train, 1)))
+    mapping = {"ilm": epochs_run, "ilm-vp": epochs_run, "flm": 1}.get(spec.method, 0) * n_train
+    return Passes(train=epochs_run * n_train, mapping=mapping, test=evaluations(epochs_run, spec.eval_every) * n_test)
+
+
+def arch_of(model: str) -> str:
+    return model.split("/", 1)[0]
+
+
+def profile_specs(profile: str, sections: Iterable[str] | None = None) -> dict[str, list[RunSpec]]:
+    """The unique runs of each notebook section of ``profile`` (a run shared by sections counts once, first)."""
+    from . import profiles
+    from .grids import section_specs
+
+    seen: set[str] = set()
+    out: dict[str, list[RunSpec]] = {}
+    for section in sections or profiles.SECTIONS:
+        specs = []
+        for spec in section_specs(section, profiles.settings(section, profile)):
+            if spec.run_id not in seen:
+                seen.add(spec.run_id)
+                specs.append(spec)
+        out[section] = specs
+    return out
+
+
+def hours(passes: Passes, ips: tuple[float, float]) -> float:
+    """Device-hours of ``passes`` at ``ips`` = (train img/s, forward img/s)."""
+    train_ips, forward_ips = ips
+    return (passes.train / train_ips + (passes.mapping + passes.test) / forward_ips) / 3600
+
+
+def measure_ips(arch: str, canvas: int = 224, batch: int = 64, device: str = "cpu", seconds: float = 5.0
+                ) -> tuple[float, float]:
+    """(train, forward) images per second of ``arch`` with random weights on ``device``, channels-last."""
+    import torch
+
+    module = _random_model(arch).to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
+    x = torch.randn(batch, 3, canvas, canvas, device=device)
+
+    def rate(step) -> float:
+        step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start, n = time.time(), 0
+        while time.time() - start < seconds:
+            step()
+            n += batch
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return n / (time.time() - start)
+
+    def train_step() -> None:
+        xi = x.clone().requires_grad_(True)
+        module(xi).sum().backward()
+
+    def forward_step() -> None:
+        with torch.no_grad():
+            module(x)
+
+    return rate(train_step), rate(forward_step)
+
+
+def _random_model(arch: str):
+    import timm
+    import torchvision
+
+    names = {"resnet18": "resnet18", "resnet34": "resnet34", "resnet50": "resnet50"}
+    if arch in names:
+        return getattr(torchvision.models, names[arch])()
+    timm_names = {"deit_tiny": "deit_tiny_patch16_224", "swin_tiny": "swin_tiny_patch4_window7_224",
+                  "efficientnet_lite0": "tf_efficientnet_lite0", "efficientnet_lite1": "tf_efficientnet_lite1",
+                  "efficientnet_lite2": "tf_efficientnet_lite2", "clip_vit_l14_336": "vit_large_patch14_clip_336"}
+    if arch in timm_names:
+        return timm.create_model(timm_names[arch], pretrained=False)
+    raise UnknownNameError("architecture to measure", arch, [*names, *timm_names])
+
+
+def _parse_ips(values: list[str]) -> dict[str, tuple[float, float]]:
+    out = {}
+    for item in values:
+        arch, _, rates = item.partition("=")
+        train, _, forward = rates.partition(":")
+        out[arch] = (float(train), float(forward or train))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import profiles
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="paper", choices=profiles.PROFILES)
+    parser.add_argument("--ips", nargs="*", default=[], metavar="ARCH=TRAIN:FORWARD",
+                        help="images/s per architecture: training step and forward pass")
+    parser.add_argument("--measure", action="store_true", help="time each architecture here (random weights)")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    by_section = profile_specs(args.profile)
+    ips = _parse_ips(args.ips)
+    archs = sorted({arch_of(s.model) for specs in by_section.values() for s in specs})
+    if args.measure:
+        for arch in archs:
+            if arch not in ips:
+                try:
+                    ips[arch] = measure_ips(arch, device=args.device)
+                except UnknownNameError:
+                    continue
+                print(f"measured {arch} on {args.device}: train {ips[arch][0]:.1f} img/s, "
+                      f"forward {ips[arch][1]:.1f} img/s", flush=True)
+    print(f"profile {args.profile}: image passes (millions) by phase, and device-hours where images/s are known")
+    print(f"{'section':16} {'runs':>6} {'train':>9} {'mapping':>9} {'test':>9} {'hours':>9}")
+    total, total_hours, unknown = Passes(), 0.0, set()
+    for section, specs in by_section.items():
+        passes, section_hours = Passes(), 0.0
+        for spec in specs:
+            p = run_passes(spec)
+            passes += p
+            arch = arch_of(spec.model)
+            if arch in ips:
+                section_hours += hours(p, ips[arch])
+            else:
+                unknown.add(arch)
+        total += passes
+        total_hours += section_hours
+        print(f"{section:16} {len(specs):6d} {passes.train / 1e6:9.2f} {passes.mapping / 1e6:9.2f} "
+              f"{passes.test / 1e6:9.2f} {section_hours:9.2f}")
+    runs = sum(len(s) for s in by_section.values())
+    print(f"{'total':16} {runs:6d} {total.train / 1e6:9.2f} {total.mapping / 1e6:9.2f} {total.test / 1e6:9.2f} "
+          f"{total_hours:9.2f}")
+    if unknown:
+        print(f"hours leave out {sorted(unknown)}: no images/s given (--ips) or measured (--measure)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
