@@ -10,7 +10,9 @@ Runners: ``"serial"`` (this process; what papermill and CI use), ``"processes"``
 processes on this machine, each with its share of the CPU threads: on a CPU, two single-threaded
 runs side by side get more done than one run on two threads, because a small network's layers do
 not keep two threads busy) and ``"submitit"`` (one cluster job per run through submitit's SLURM or
-local executor; ``pip install submitit``). The runner never changes a result's spec or run id.
+local executor; ``pip install submitit``): the runs are packed into at most ``MAX_JOBS`` chunks of
+about equal cost, submitted as one job array, each chunk requeued on preemption. The runner never
+changes a result's spec or run id.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from .errors import UnknownNameError, VpcostError
 from .store import ResultStore
 
 RUNNERS = ("serial", "processes", "submitit")
+#: Cluster jobs a submitit sweep is packed into at most (admins ban one job per run of a 15k-run grid).
+MAX_JOBS = 200
 
 
 class SweepError(VpcostError):
@@ -82,7 +86,8 @@ def _record_failure(store: ResultStore, spec: RunSpec, exc: BaseException) -> di
 
 
 def run_grid(specs: Sequence[RunSpec], store: ResultStore, *, runner: str = "serial", device: str | None = None,
-             progress: bool = True, on_error: str = "raise", executor: Any = None) -> SweepResult:
+             progress: bool = True, on_error: str = "raise", executor: Any = None,
+             max_jobs: int = MAX_JOBS) -> SweepResult:
     """Run every spec that has no record yet; see the module docstring."""
     from tqdm.auto import tqdm
 
@@ -93,7 +98,7 @@ def run_grid(specs: Sequence[RunSpec], store: ResultStore, *, runner: str = "ser
     todo = pending(specs, store)
     result = SweepResult(done_before=len({s.run_id for s in specs}) - len(todo))
     if runner == "submitit":
-        result.failures = _run_submitit(todo, store, device, executor)
+        result.failures = _run_submitit(todo, store, device, executor, max_jobs)
         result.ran = len(todo) - len(result.failures)
     elif runner == "processes":
         result.failures = _run_processes(todo, store, device, progress)
@@ -160,19 +165,107 @@ def _run_processes(todo: list[RunSpec], store: ResultStore, device: str | None, 
     return failures
 
 
-def _run_submitit(todo: list[RunSpec], store: ResultStore, device: str | None, executor: Any) -> list[dict]:
+def chunk_specs(specs: Sequence[RunSpec], max_jobs: int = MAX_JOBS) -> list[list[RunSpec]]:
+    """Pack ``specs`` into at most ``max_jobs`` chunks of about equal estimated cost.
+
+    Cost is the run's image passes (``plan.run_passes``); runs are dealt longest first to the
+    currently lightest chunk (LPT scheduling), so no chunk waits on a pile of long runs.
+    """
+    from .plan import run_passes
+
+    if max_jobs < 1:
+        raise VpcostError(f"max_jobs must be >= 1, got {max_jobs}")
+    chunks: list[list[RunSpec]] = [[] for _ in range(min(max_jobs, len(specs)))]
+    loads = [0] * len(chunks)
+    for spec in sorted(specs, key=lambda s: -run_passes(s).total):
+        lightest = loads.index(min(loads))
+        chunks[lightest].append(spec)
+        loads[lightest] += run_passes(spec).total
+    return [c for c in chunks if c]
+
+
+try:  # submitit is optional (the "sweep" extra); without it a chunk is a plain callable
+    from submitit.helpers import Checkpointable as _Checkpointable
+except ImportError:  # pragma: no cover - exercised only where submitit is absent
+    _Checkpointable = object
+
+
+class ChunkJob(_Checkpointable):
+    """One cluster job: the runs of a chunk, one after the other, each skipped when its record exists.
+
+    On preemption or timeout submitit calls ``checkpoint`` and requeues the same chunk; the store
+    makes the requeued job skip every run that finished, so only unfinished runs are redone.
+    """
+
+    def __init__(self, specs: list[dict[str, Any]], root: str, device: str | None):
+        self.specs, self.root, self.device = specs, root, device
+
+    def __call__(self) -> list[dict[str, Any]]:
+        from .runs import run
+
+        store, failures = ResultStore(self.root), []
+        for d in self.specs:
+            spec = RunSpec.from_dict(d)
+            if store.has(spec):
+                continue
+            try:
+                run(spec, store, device=self.device, progress=False)
+                (store.root / f"{spec.run_id}.error.json").unlink(missing_ok=True)
+            except Exception as exc:  # isolate the run; the chunk goes on
+                failures.append(_record_failure(store, spec, exc))
+        return failures
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(ChunkJob(self.specs, self.root, self.device))
+
+
+def _run_submitit(todo: list[RunSpec], store: ResultStore, device: str | None, executor: Any,
+                  max_jobs: int = MAX_JOBS) -> list[dict]:
     try:
         import submitit
     except ImportError as exc:
         raise VpcostError("runner='submitit' needs submitit: pip install 'vpcost-utils[sweep]'") from exc
-    from .runs import run
 
+    if not todo:
+        return []
     executor = executor or submitit.AutoExecutor(folder=str(store.root.parent / "submitit"))
-    jobs = [(spec, executor.submit(run, spec, store, device=device, progress=False)) for spec in todo]
+    chunks = chunk_specs(todo, max_jobs)
+    jobs = []
+    with executor.batch():  # one SLURM job array
+        for chunk in chunks:
+            jobs.append((chunk, executor.submit(ChunkJob([s.to_dict() for s in chunk], str(store.root), device))))
     failures = []
-    for spec, job in jobs:
+    for chunk, job in jobs:
         try:
-            job.result()
-        except Exception as exc:
-            failures.append(_record_failure(store, spec, exc))
+            failures.extend(job.result())
+        except Exception as exc:  # the whole job died: its unfinished runs are failures
+            failures.extend(_record_failure(store, spec, exc) for spec in chunk if not store.has(spec))
     return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m vpcost_utils.sweep --profile paper --dry-run``: how a profile's runs are packed into jobs."""
+    import argparse
+
+    from .plan import profile_specs, run_passes
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--profile", default="paper")
+    parser.add_argument("--max-jobs", type=int, default=MAX_JOBS)
+    parser.add_argument("--dry-run", action="store_true", help="print the packing; submit nothing")
+    args = parser.parse_args(argv)
+    specs = [s for specs in profile_specs(args.profile).values() for s in specs]
+    chunks = chunk_specs(specs, args.max_jobs)
+    costs = [sum(run_passes(s).total for s in c) / 1e6 for c in chunks]
+    print(f"{len(specs)} runs of the {args.profile} profile -> {len(chunks)} jobs (one job array); runs per job "
+          f"{min(map(len, chunks))}-{max(map(len, chunks))}; million image passes per job "
+          f"{min(costs):.2f}-{max(costs):.2f}")
+    if not args.dry_run:
+        print("submit from a notebook or Python: run_grid(specs, store, runner='submitit', executor=...)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
