@@ -40,7 +40,7 @@ def section_specs(section: str, cfg: dict[str, Any]) -> list[RunSpec]:
         return _vp(cfg, family_models(cfg["families"]), cfg["methods"], cfg["shots"])
     if section == "calibration":
         return (_vp(cfg, family_models(cfg["sparse_families"]), cfg["methods"], cfg["shots"])
-                + _vp(cfg, family_models(cfg["quant_families"]), ["ilm"], cfg["shots"]))
+                + _vp(cfg, family_models(cfg["quant_families"]), ["ilm"], cfg.get("quant_shots") or cfg["shots"]))
     if section == "label_mapping":
         base = dict(method="ilm", n_shots=cfg["shots"][0], seed=cfg["seeds"][0], epochs=cfg["epochs"],
                     eval_every=cfg["eval_every"], substitute=cfg["substitute"], canvas=cfg.get("canvas"),
