@@ -52,10 +52,11 @@ def test_unknown_table_number_lists_the_valid_ones():
 
 @pytest.fixture
 def clip_runs() -> pd.DataFrame:
-    rows = [run("clip_vit_l14_336/openai", "cifar10", "ilm-vp", a, s, task="clip") for s, a in enumerate((96.0, 98.0))]
+    dense = "clip_vit_l14_336/upop-coco"
+    rows = [run(dense, "cifar10", "ilm-vp", a, s, task="clip") for s, a in enumerate((96.0, 98.0))]
     rows += [run("clip_vit_l14_336/upop-2x", "cifar10", "ilm-vp", a, s, task="clip") for s, a in enumerate((90., 91.))]
-    rows += [run("clip_vit_l14_336/openai", "cifar10", "ilm-vp", 10.0, 0, n_shots=5, task="clip")]  # not full data
-    rows += [run("clip_vit_l14_336/openai", "cifar10", "ilm", 10.0, 0, task="vp")]  # another task
+    rows += [run("clip_vit_l14_336/upop-coco", "cifar10", "ilm-vp", 10.0, 0, n_shots=5, task="clip")]  # not full data
+    rows += [run("clip_vit_l14_336/upop-coco", "cifar10", "ilm", 10.0, 0, task="vp")]  # another task
     return pd.DataFrame(rows)
 
 
@@ -67,14 +68,14 @@ def test_compare_table2_puts_ours_beside_the_reported_value(clip_runs):
     dense = table.loc["dense"]
     assert dense["ours_mean"] == 97.0 and dense["ours_std"] == pytest.approx(np.std([96, 98], ddof=1))
     assert dense["reported"] == 97.53 and dense["diff"] == pytest.approx(97.0 - 97.53)
-    assert dense["our_model"] == "clip_vit_l14_336/openai" and dense["n_seeds"] == 2
+    assert dense["our_model"] == "clip_vit_l14_336/upop-coco" and dense["n_seeds"] == 2
     two_x = table.loc["compressed_2x"]
     assert two_x["reported_drop"] == pytest.approx(97.53 - 93.04)
     assert two_x["ours_drop"] == pytest.approx(97.0 - 90.5)
 
 
 def test_compare_table2_takes_stand_in_names(clip_runs):
-    stand_in = clip_runs.replace({"clip_vit_l14_336/openai": "tinyclip/dense", "cifar10": "synth_shapes"})
+    stand_in = clip_runs.replace({"clip_vit_l14_336/upop-coco": "tinyclip/dense", "cifar10": "synth_shapes"})
     table = tables.compare_table2(stand_in, models={"tinyclip/dense": "dense"}, datasets={"synth_shapes": "CIFAR-10"},
                                   keep_missing=False)
     assert table[["dataset", "method", "model", "our_model", "our_dataset"]].values.tolist() == [

@@ -106,9 +106,12 @@ _SECTIONS: dict[str, dict[str, dict[str, Any]]] = {
                  "quant_pair": (f"{LITE0}/dense", f"{LITE0}/int8-tflite")},
     },
     "clip": {
-        "paper": {"models": ("clip_vit_l14_336/openai", "clip_vit_l14_336/upop-2x", "clip_vit_l14_336/upop-4x"),
+        # Dense = UPop's uncompressed COCO fine-tune (the paper's dense row); OpenAI's release is an extra row.
+        "paper": {"models": ("clip_vit_l14_336/upop-coco", "clip_vit_l14_336/upop-2x", "clip_vit_l14_336/upop-4x",
+                             "clip_vit_l14_336/openai"),
                   "datasets": tuple(d for d in PAPER_DATASETS if d != "flowers102"), "methods": ("vp", "ilm-vp"),
                   "epochs": 10, "eval_every": 1, "paper_models": None, "paper_datasets": None},
+        # quick: OpenAI's file (downloadable) as the dense model, so UPop-2x's labelled substitute can be built
         "quick": {"models": ("clip_vit_l14_336/openai", "clip_vit_l14_336/upop-2x"), "datasets": ("cifar10",),
                   "methods": ("ilm-vp",), "shots": (10, None), "epochs": 5, "eval_every": 5, "paper_models": None,
                   "paper_datasets": None},
