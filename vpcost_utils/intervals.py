@@ -37,6 +37,11 @@ def _shots_label(n: float) -> str:
     return "full" if pd.isna(n) else str(int(n))
 
 
+def _by_cell(runs: pd.DataFrame, metric: str) -> pd.Series:
+    # Runs that differ only in what they save (Fig. 20's prompt snapshots) train identically: one value per cell.
+    return runs.groupby([*KEYS, "seed"], dropna=False)[metric].mean()
+
+
 def paired_gaps(df: pd.DataFrame, families: Mapping[str, tuple[str, Sequence[str]]], metric: str = "acc", *,
                 methods: Sequence[str] = ("ilm",), level: float = 0.95) -> pd.DataFrame:
     """Dense minus compressed ``metric`` per (family, compressed model, dataset, method, N), paired by seed.
@@ -48,9 +53,9 @@ def paired_gaps(df: pd.DataFrame, families: Mapping[str, tuple[str, Sequence[str
     rows = []
     data = df[df["method"].isin(methods)]
     for family, (dense, compressed) in families.items():
-        base = data[data["model"] == dense].set_index([*KEYS, "seed"])[metric]
+        base = _by_cell(data[data["model"] == dense], metric)
         for model in compressed:
-            other = data[data["model"] == model].set_index([*KEYS, "seed"])[metric]
+            other = _by_cell(data[data["model"] == model], metric)
             joined = pd.concat({"dense": base, "model": other}, axis=1, join="inner").dropna()
             if joined.empty:
                 continue

@@ -255,9 +255,11 @@ def upstream_points(models: list[str], *, substitute: bool = False) -> list[dict
             points.append({"name": name, "remaining": remaining, "top1": provenance["source_top1"],
                            "kind": "measured"})
         elif agreement.get(name) is not None:
-            points.append({"name": name, "remaining": remaining, "top1": agreement[name], "kind": "agreement"})
+            points.append({"name": name, "remaining": remaining, "top1": agreement[name], "kind": "measured",
+                           "quantity": "top-1 agreement with the dense model"})
         elif name in measured_parents:
-            points.append({"name": name, "remaining": remaining, "top1": 100.0, "kind": "agreement (itself)"})
+            points.append({"name": name, "remaining": remaining, "top1": 100.0, "kind": "measured",
+                           "quantity": "top-1 agreement with the dense model (itself)"})
         else:
             result = upstream_top1(name, substitute=substitute)
             points.append({"name": name, "remaining": remaining, "top1": result.get("top1"),
