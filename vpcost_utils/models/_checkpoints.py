@@ -6,8 +6,6 @@ checked by sha256 when the registry knows it. Set ``VPCOST_OFFLINE=1`` to never 
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -16,19 +14,8 @@ import torch
 
 from .. import paths
 from ..errors import CheckpointError, MissingFileError
+from ..fetch import offline, sha256_of  # noqa: F401  (sha256_of re-exported for the family loaders)
 from ._registry import ModelEntry
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def offline() -> bool:
-    return os.environ.get("VPCOST_OFFLINE", "0") not in ("", "0", "false", "False")
 
 
 def resolve_checkpoint(entry: ModelEntry, filename: str | None = None) -> Path:
