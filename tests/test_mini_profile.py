@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 
+import pytest
 import torch
 
 from vpcost_utils import grids, profiles, sweep
@@ -108,3 +109,12 @@ def test_paired_gap_interval_by_hand():
     assert math.isclose(row["gap_high"], 4 + half, rel_tol=1e-5)
     assert bool(row["beyond_noise"]) and not bool(noisy["beyond_noise"]) and noisy["gap"] == 4.0
     assert math.isnan(t_interval([1.0])[1]) and t_interval([1.0])[0] == 1.0
+
+
+def test_a_one_epoch_run_trains_at_the_full_learning_rate():
+    # int(0.5 * 1) = int(0.72 * 1) = 0: the reference's milestones would divide the rate by 100 before step one
+    record = run_vp(RunSpec("smallcnn/dense", "digits", n_shots=2, epochs=1, eval_every=1), progress=False)
+    assert record["curves"]["lr"] == [0.01]
+    record = run_vp(RunSpec("smallcnn/dense", "digits", n_shots=2, epochs=4, eval_every=4), progress=False)
+    # E=4: both drops fall on epoch 2, as in the reference
+    assert record["curves"]["lr"] == pytest.approx([0.01, 0.01, 0.0001, 0.0001])

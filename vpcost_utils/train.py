@@ -160,7 +160,9 @@ def run_vp(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool 
         mapping = random_mapping(model.num_classes, num_targets, torch.Generator().manual_seed(spec.seed)).to(device)
 
     optimizer = torch.optim.Adam(prompt.parameters(), lr=spec.effective_lr)
-    milestones = [int(0.5 * spec.epochs), int(0.72 * spec.epochs)]
+    # The reference's int(0.5 E), int(0.72 E); for E = 1 both are 0, which MultiStepLR applies before the first
+    # step (the whole run at lr / 100). Drops start at epoch 1 at the earliest; E >= 2 is unchanged.
+    milestones = [max(1, int(0.5 * spec.epochs)), max(1, int(0.72 * spec.epochs))]
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
     generator = torch.Generator().manual_seed(spec.seed)
     curves: dict[str, list] = {k: [] for k in ("epoch", "train_loss", "train_acc", "lr", "eval_epoch", "test_acc")}
