@@ -18,6 +18,7 @@ here on random weights (``--measure``); without either only the passes are print
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import time
 from collections.abc import Iterable
@@ -54,6 +55,7 @@ class Passes:
         return self.train + self.mapping + self.test
 
 
+@functools.cache  # generated sets are read from their loader: once per dataset, not per run
 def split_sizes(dataset: str) -> tuple[int, int, int]:
     """(train, test, classes) of ``dataset``: the table above, else read from the (offline) loader."""
     if dataset in SPLIT_SIZES:

@@ -91,7 +91,6 @@ def run_grid(specs: Sequence[RunSpec], store: ResultStore, *, runner: str = "ser
     """Run every spec that has no record yet; see the module docstring."""
     from tqdm.auto import tqdm
 
-    from .runs import run
 
     if runner not in RUNNERS:
         raise UnknownNameError("runner", runner, RUNNERS)
@@ -106,8 +105,7 @@ def run_grid(specs: Sequence[RunSpec], store: ResultStore, *, runner: str = "ser
     else:
         for spec in tqdm(todo, desc="runs", disable=not progress or not todo):
             try:
-                run(spec, store, device=device, progress=False)
-                (store.root / f"{spec.run_id}.error.json").unlink(missing_ok=True)
+                _run_and_clear(spec, store, device)
                 result.ran += 1
             except (KeyboardInterrupt, SystemExit):
                 raise
@@ -131,13 +129,17 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _run_in_worker(spec: dict[str, Any], root: str, device: str | None) -> str:
+def _run_and_clear(spec: RunSpec, store: ResultStore, device: str | None) -> None:
+    """One run into ``store``; a failure recorded by an earlier attempt is removed once it succeeds."""
     from .runs import run
 
-    store = ResultStore(root)
+    run(spec, store, device=device, progress=False)
+    (store.root / f"{spec.run_id}.error.json").unlink(missing_ok=True)
+
+
+def _run_in_worker(spec: dict[str, Any], root: str, device: str | None) -> str:
     spec_obj = RunSpec.from_dict(spec)
-    run(spec_obj, store, device=device, progress=False)
-    (store.root / f"{spec_obj.run_id}.error.json").unlink(missing_ok=True)
+    _run_and_clear(spec_obj, ResultStore(root), device)
     return spec_obj.run_id
 
 
@@ -177,10 +179,11 @@ def chunk_specs(specs: Sequence[RunSpec], max_jobs: int = MAX_JOBS) -> list[list
         raise VpcostError(f"max_jobs must be >= 1, got {max_jobs}")
     chunks: list[list[RunSpec]] = [[] for _ in range(min(max_jobs, len(specs)))]
     loads = [0] * len(chunks)
-    for spec in sorted(specs, key=lambda s: -run_passes(s).total):
+    costs = {spec.run_id: run_passes(spec).total for spec in specs}
+    for spec in sorted(specs, key=lambda s: -costs[s.run_id]):
         lightest = loads.index(min(loads))
         chunks[lightest].append(spec)
-        loads[lightest] += run_passes(spec).total
+        loads[lightest] += costs[spec.run_id]
     return [c for c in chunks if c]
 
 
@@ -201,16 +204,13 @@ class ChunkJob(_Checkpointable):
         self.specs, self.root, self.device = specs, root, device
 
     def __call__(self) -> list[dict[str, Any]]:
-        from .runs import run
-
         store, failures = ResultStore(self.root), []
         for d in self.specs:
             spec = RunSpec.from_dict(d)
             if store.has(spec):
                 continue
             try:
-                run(spec, store, device=self.device, progress=False)
-                (store.root / f"{spec.run_id}.error.json").unlink(missing_ok=True)
+                _run_and_clear(spec, store, self.device)
             except Exception as exc:  # isolate the run; the chunk goes on
                 failures.append(_record_failure(store, spec, exc))
         return failures

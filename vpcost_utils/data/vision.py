@@ -217,7 +217,9 @@ class _ImagesOnly(Dataset):
 
 def downloads_allowed() -> bool:
     """False when ``VPCOST_OFFLINE`` is set to anything but empty/0/false/no."""
-    return os.environ.get("VPCOST_OFFLINE", "").strip().lower() in ("", "0", "false", "no")
+    from ..fetch import offline  # the one reading of VPCOST_OFFLINE
+
+    return not offline()
 
 
 @contextlib.contextmanager
