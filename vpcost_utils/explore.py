@@ -22,9 +22,11 @@ class Panel:
     redraw: Callable[..., Any]
 
     def widget(self) -> Any:
+        import io
+
         import ipywidgets as widgets
         import matplotlib.pyplot as plt
-        from IPython.display import display
+        from IPython.display import Image, display
 
         dropdowns = {name: widgets.Dropdown(options=list(options), description=name)
                      for name, options in self.controls.items()}
@@ -34,7 +36,10 @@ class Panel:
             with out:
                 out.clear_output(wait=True)
                 fig = self.redraw(**{name: w.value for name, w in dropdowns.items()})
-                display(fig)
+                # as PNG: a Figure made without pyplot has only a text repr in a Jupyter kernel
+                png = io.BytesIO()
+                fig.savefig(png, format="png", bbox_inches="tight")
+                display(Image(data=png.getvalue(), format="png"))
                 plt.close(fig)
 
         for w in dropdowns.values():
@@ -62,6 +67,21 @@ def accuracy_panel(df: Any, *, show: bool = True) -> Panel:
 
     panel = Panel({"dataset": _options(df, "dataset"), "method": _options(df, "method"), "reference": dense,
                    "model": models}, redraw)
+    if show:
+        panel.show()
+    return panel
+
+
+def report_panel(report: Any, *, show: bool = True) -> Panel:
+    """One compressed model against the dense one on one dataset: accuracy, ECE, or ECE after temperature scaling."""
+    runs, config = report.runs, report.config
+
+    def redraw(dataset: str, compressed: str, metric: str) -> Any:
+        return plots.accuracy_vs_shots(runs, [config.dense, compressed], [dataset], ["ilm"], metric=metric, ncols=1,
+                                       labels={config.dense: f"dense: {config.dense}"})
+
+    panel = Panel({"dataset": list(config.datasets), "compressed": list(config.compressed),
+                   "metric": ["acc", "ece", "ece_temp_scaled"]}, redraw)
     if show:
         panel.show()
     return panel

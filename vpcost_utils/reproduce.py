@@ -5,7 +5,9 @@ folder as working directory; each executed copy is saved to ``outputs/<profile>/
 Parameters we pass must be declared in the notebook's ``parameters`` cell (papermill only warns
 on unknown names; we refuse them before anything runs). A failing notebook stops the run with a
 non-zero exit; papermill has already saved its executed copy with the error banner, and every
-result already stored is kept, so the next run resumes where this one stopped.
+result already stored is kept, so the next run resumes where this one stopped. Before anything
+loads, the network is probed once (``fetch.settle_network``): where the hosts the files come from
+do not answer, the run goes offline at once and the list of what is missing comes within seconds.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from .artifacts import NOTEBOOK_SECTIONS, NOTEBOOKS, missing_files, write_index
 from .errors import SpecError, UnknownNameError, VpcostError
+from .fetch import settle_network
 from .profiles import PROFILES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if runner:
         extra["runner"] = runner
     start = time.time()
+    print(settle_network(), flush=True)  # before anything downloads: no minute of retries on a dead network
     try:
         print(f"checking what the {args.profile} profile needs (models, datasets) ...", flush=True)
         print(f"    {check_profile(args.profile, args.notebooks)} runs planned", flush=True)

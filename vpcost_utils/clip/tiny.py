@@ -24,8 +24,8 @@ from .._io import atomic_torch_save
 from ..data.base import DatasetInfo, ImageSplit, register_dataset
 from ..data.synthetic import COLOUR_NAMES, HUES, SHAPES, render, source_split
 from ..models.clip_models import ClipModel, build_clip
+from ..models.clip_tokenizers import WordTokenizer
 from .templates import ILM_TEMPLATES
-from .tokenizers import WordTokenizer
 
 VERSION = 1
 RESOLUTION, PATCH, WIDTH, LAYERS, CONTEXT = 32, 8, 64, 2, 20

@@ -34,6 +34,7 @@ import torch
 from .. import paths
 from .._io import atomic_torch_save
 from ..errors import MissingFileError, UnknownNameError
+from ..hub import hub_tokenizer
 
 BERT_TOKENIZER = "bert-base-cased"
 MAX_LENGTH = 512
@@ -150,27 +151,6 @@ class CharTokenizer:
 
 def _offline() -> bool:
     return os.environ.get("VPCOST_OFFLINE", "0") not in ("", "0", "false", "False")
-
-
-def hub_tokenizer(repo: str, local: Path):
-    """A ``tokenizers.Tokenizer``: ``local`` file, else the HF cache, else a download (skipped with VPCOST_OFFLINE=1).
-
-    Raises ``FileNotFoundError`` when none works, so callers can list it among what is missing.
-    """
-    from huggingface_hub import try_to_load_from_cache
-    from tokenizers import Tokenizer
-
-    if local.exists():
-        return Tokenizer.from_file(str(local))
-    cached = try_to_load_from_cache(repo, "tokenizer.json")
-    if isinstance(cached, str):
-        return Tokenizer.from_file(cached)
-    if _offline():
-        raise FileNotFoundError(f"tokenizer.json of {repo} is not cached and VPCOST_OFFLINE is set")
-    try:
-        return Tokenizer.from_pretrained(repo)
-    except Exception as exc:
-        raise FileNotFoundError(f"tokenizer.json of {repo} could not be downloaded ({exc})") from exc
 
 
 def _bert_tokenizer(max_length: int):

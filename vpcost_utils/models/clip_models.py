@@ -18,8 +18,8 @@ Names (``SourceModel.module`` is a ``ClipModel``; ``provenance["kind"] == "clip"
 - ``clip_vit_l14_336/upop-coco``: the uncompressed COCO-retrieval fine-tune UPop starts from.
 - ``clip_vit_l14_336/upop-2x``, ``/upop-4x``: UPop compressed (Shi et al. ICML 2023). Substitute:
   structured L1 pruning of the OpenAI model (``structured_prune``), no retraining.
-- ``tinyclip/dense``: a small CLIP-shaped dual encoder the package builds and pretrains briefly on
-  generated images (``vpcost_utils.clip.tiny``); ``tinyclip/prune-50``: it, structured-pruned to 50 %.
+- ``tinyclip/*`` (the smoke profile's small CLIP-shaped dual encoder) are ``ClipModel``s too, pretrained
+  on generated images and registered by ``vpcost_utils.pretrain.tinyclip``.
 """
 
 from __future__ import annotations
@@ -332,7 +332,7 @@ def _source_model(entry: ModelEntry, model: ClipModel, **extra: Any) -> SourceMo
 
 
 def _attach_bpe_tokenizer(model: ClipModel) -> ClipModel:
-    from ..clip.tokenizers import ClipBpeTokenizer  # lazy: the tokenizer file is only needed for text
+    from .clip_tokenizers import ClipBpeTokenizer  # lazy: the tokenizer file is only needed for text
 
     model.tokenizer = ClipBpeTokenizer(context_length=model.cfg["context_length"])
     return model
@@ -383,15 +383,6 @@ def _substitute_upop(entry: ModelEntry) -> SourceModel:
     return _source_model(entry, model, pruned_from="clip_vit_l14_336/openai", keep=keep)
 
 
-def _load_tiny(entry: ModelEntry) -> SourceModel:
-    from ..clip.tiny import load_tinyclip  # lazy: pretrains and caches on first use
-
-    model = load_tinyclip()
-    if entry.name.endswith("prune-50"):
-        model = structured_prune(model, 0.5)
-    return _source_model(entry, model, pretrained_on="generated colour-shape captions (vpcost_utils.clip.tiny)")
-
-
 _OPENAI_URL = ("https://openaipublic.azureedge.net/clip/models/"
                "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02/ViT-L-14-336px.pt")
 _UPOP_README = "https://github.com/sdc17/UPop (README, Google Drive links; file id {})"
@@ -416,10 +407,3 @@ for _tag, _file_id in _UPOP_FILES.items():
         substitute_note=f"structured L1 pruning of OpenAI ViT-L/14@336 to {UPOP_KEEP[_tag]} of block params, "
                         "no retraining",
         notes="blocks rebuilt from sliced shapes; momentum copies (*_m) and queues ignored explicitly"))
-register(ModelEntry(name="tinyclip/dense", arch="tinyclip", compression="dense", method="dense", loader=_load_tiny,
-                    source="built and pretrained here on generated data", obtainable="yes", license="MIT (ours)",
-                    notes="smoke-profile stand-in for CLIP: same code path, 64 px, word-level tokenizer"))
-register(ModelEntry(name="tinyclip/prune-50", arch="tinyclip", compression="structured", method="l1-structured",
-                    loader=_load_tiny, parent="tinyclip/dense", source="tinyclip/dense pruned here", obtainable="yes",
-                    license="MIT (ours)",
-                    notes="structured L1 pruning to 50 % of block params (stand-in for UPop 2x), no retraining"))
