@@ -159,3 +159,16 @@ def test_cosine_with_linear_warmup_step_by_step():
     expected = [10.0, 20.0, 30.0, 40.0] + [0.5 * (1 + math.cos(math.pi * e / 6)) * 40 for e in range(6)]
     assert lrs == pytest.approx(expected)
     assert bahng_warmup(100_000) == 1000 and bahng_warmup(50) == 5
+
+
+def test_logit_scale_is_clamped_as_the_references_clamp_it():
+    from vpcost_utils.clip.head import MAX_LOGIT_SCALE
+
+    model = tiny_model()
+    images = torch.randn(2, 3, 16, 16)
+    text = text_embeddings(model, ["cat", "dog"], ("a {}.",))
+    with torch.no_grad():
+        model.logit_scale.fill_(6.0)
+        high = clip_logits(model, images, text)
+        model.logit_scale.fill_(MAX_LOGIT_SCALE)
+        assert torch.allclose(high, clip_logits(model, images, text))

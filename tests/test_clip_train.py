@@ -25,7 +25,7 @@ def quick_clip(tmp_path_factory):
     return QUICK
 
 
-@pytest.mark.parametrize("method", ["ilm-vp", "vp"])
+@pytest.mark.parametrize("method", ["ilm-vp", "vp", "single-tp-vp"])
 def test_prompting_trains_above_chance_quickly(quick_clip, tmp_path, monkeypatch, method):
     monkeypatch.setenv("VPCOST_HOME", str(tmp_path))
     from vpcost_utils.clip import run_clip
@@ -42,18 +42,21 @@ def test_prompting_trains_above_chance_quickly(quick_clip, tmp_path, monkeypatch
         assert len(rows) == 3 and all(0 <= r < 81 * 8 for r in rows[-1]) and len(set(rows[-1])) == 8
     else:
         assert record["mapping"] == list(range(8))
-        assert record["data"]["warmup_steps"] == 3
+        assert record["data"]["warmup_steps"] == (3 if method == "vp" else 0)
+    assert record["data"]["prompt"] == ("pads" if method == "vp" else "border")
+    assert record["data"]["class_names"] == "descriptive" and record["classes"][0] == "red"
+    assert "Resize(S, bicubic)" in record["data"]["preprocessing"]
 
 
 def test_bad_class_name_fails_before_training(quick_clip, monkeypatch):
     from vpcost_utils.clip import train as clip_train
-    from vpcost_utils.data.base import ImageSplit
+    from vpcost_utils.clip.images import ClipImages
 
-    def fake_split(name, split, size=None):
+    def fake_split(name, split, size):
         images = torch.zeros(4, 3, size, size, dtype=torch.uint8)
-        return ImageSplit(name, split, images, torch.tensor([0, 1, 0, 1]), ["red", "gr\u00fcn"])
+        return ClipImages.from_tensor(name, split, images, torch.tensor([0, 1, 0, 1]), ["red", "gr\u00fcn"])
 
-    monkeypatch.setattr(clip_train, "load_split", fake_split)
+    monkeypatch.setattr(clip_train, "load_clip_split", fake_split)
     with pytest.raises(SpecError, match="gr\u00fcn"):
         clip_train.run_clip(RunSpec(model=quick_clip, dataset="x", task="clip", method="vp", epochs=1),
                             progress=False)

@@ -156,3 +156,32 @@ def test_reprogramming_learns_generated_task(tmp_path, monkeypatch, dataset):
     assert record["metrics"]["acc"] > chance + 15, record["metrics"]["acc"]
     assert record["data"]["canvas"] == 64 and record["data"]["patch"] == 8
     assert len(record["mapping"]) == len(record["classes"])
+
+
+def test_paper_selection_schedule_matches_the_reference_counter():
+    from vpcost_utils.crossmodal.train import VALIDATE_EVERY, VALIDATION_BATCHES, PaperSelection
+
+    assert (VALIDATE_EVERY, VALIDATION_BATCHES) == (500, 102)  # 102 batches of 4: 408 examples
+    selection = PaperSelection.__new__(PaperSelection)
+    assert [s for s in range(1, 1600) if selection.due(s)] == [1, 501, 1001, 1501]
+
+
+def test_paper_number_is_the_full_test_accuracy_of_the_quick_validation_pick(tmp_path, monkeypatch):
+    monkeypatch.setenv("VPCOST_HOME", str(tmp_path))
+    from vpcost_utils.crossmodal import run_crossmodal
+    from vpcost_utils.crossmodal import train as cm_train
+
+    monkeypatch.setattr(cm_train, "VALIDATE_EVERY", 10)
+    monkeypatch.setattr(cm_train, "VALIDATION_BATCHES", 3)
+    spec = RunSpec(model=_register_random_backbone(), dataset="synth_text4", task="crossmodal", method="max",
+                   epochs=3, batch_size=16, lr=5e-2, max_steps=60)
+    record = run_crossmodal(spec, progress=False)
+    m, curves = record["metrics"], record["curves"]
+    assert curves["quick_val_step"] == [1, 11, 21, 31, 41, 51]
+    best = max(curves["quick_val_acc"])
+    later_ties = [s for s, a in zip(curves["quick_val_step"], curves["quick_val_acc"], strict=True) if a == best]
+    assert m["paper_best_step"] == later_ties[-1] and m["paper_quick_val_acc"] == best
+    assert record["data"]["paper_selection"]["examples"] == 48
+    # the same run stopped at the picked step ends with the same prompt: its last-step accuracy is the paper number
+    again = run_crossmodal(spec.replace(max_steps=m["paper_best_step"]), progress=False)
+    assert again["metrics"]["acc"] == pytest.approx(m["acc_paper_best_ckpt"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 
+import pytest
 import torch
 
 from vpcost_utils.models.clip_models import ClipModel, build_clip, config_from_state_dict
@@ -40,6 +41,7 @@ class _AutocastRecorder:
 
 def test_clip_mapping_and_test_logits_are_never_mixed_precision(monkeypatch):
     from vpcost_utils.clip import train as clip_train
+    from vpcost_utils.clip.images import ClipImages
     from vpcost_utils.models import SourceModel
 
     model = ClipModel({"vision_width": 32, "patch_size": 4, "resolution": 8, "embed_dim": 16, "context_length": 4,
@@ -50,10 +52,11 @@ def test_clip_mapping_and_test_logits_are_never_mixed_precision(monkeypatch):
     head.autocast = True  # as on CUDA
     recorder = _AutocastRecorder()
     monkeypatch.setattr(torch, "autocast", recorder)
-    images = torch.randint(0, 255, (5, 3, 8, 8), dtype=torch.uint8)
+    pixels = torch.randint(0, 255, (5, 3, 8, 8), dtype=torch.uint8)
+    images = ClipImages.from_tensor("x", "test", pixels, torch.zeros(5, dtype=torch.long), ["a", "b", "c"])
     logits = head.all_logits(images)
     assert recorder.enabled and not any(recorder.enabled) and logits.dtype == torch.float32
-    head.logits(images)  # the training step may use mixed precision
+    head.logits(pixels)  # the training step may use mixed precision
     assert recorder.enabled[-1] is True
 
 
@@ -130,3 +133,48 @@ def test_a_pickled_call_is_not_executed_and_a_corrupt_file_is_still_corrupt(tmp_
     (tmp_path / "bad.pth").write_bytes(path.read_bytes()[:200])
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         load_file(tmp_path / "bad.pth")
+
+
+def test_spec_defaults_are_the_papers_per_task_and_keep_vp_run_ids():
+    import hashlib
+    import json
+
+    from vpcost_utils.config import RunSpec
+
+    vp = RunSpec("smallcnn/dense", "digits")
+    assert (vp.epochs, vp.max_steps) == (100, None)
+    old_fields = {k: v for k, v in vp.to_dict().items() if k not in ("canvas", "max_test", "holdout", "class_names",
+                                                                  "oversized")}
+    legacy = json.dumps({**old_fields, "epochs": 100}, sort_keys=True, separators=(",", ":"))
+    assert vp.run_id == hashlib.sha1(legacy.encode()).hexdigest()[:12]  # ids written with the old default hold
+    clip = RunSpec("tinyclip/dense", "synth_colours", task="clip", method="vp")
+    assert clip.epochs == 10 and clip.max_steps is None
+    cross = RunSpec("smallcnn/dense", "synth_dna", task="crossmodal", method="max")
+    assert (cross.epochs, cross.max_steps) == (100, 100_000)
+    assert RunSpec.from_dict(cross.to_dict()) == cross
+    assert RunSpec("smallcnn/dense", "synth_dna", task="crossmodal", method="max", max_steps=300).max_steps == 300
+
+
+def test_oversized_cells_are_dropped_or_run_on_all_images_as_the_paper_did():
+    from vpcost_utils import grids, profiles
+    from vpcost_utils.config import RunSpec
+    from vpcost_utils.errors import SpecError
+    from vpcost_utils.notebook import drop_oversized_shots
+    from vpcost_utils.train import load_data
+
+    ours = RunSpec("smallcnn/dense", "digits", n_shots=25, epochs=1)  # digits: at most 21 per class
+    paper = ours.replace(oversized="paper")
+    assert paper.run_id != ours.run_id and ours.replace(n_shots=None, oversized="paper") == ours.replace(n_shots=None)
+    with pytest.raises(SpecError, match="no class of digits"):
+        load_data(ours)
+    train, _ = load_data(paper)
+    assert len(train) == len(load_data(ours.replace(n_shots=None))[0])  # every training image
+    assert paper.effective_batch_size == 32  # N=25's batch size, not the full-data 128
+    assert drop_oversized_shots([ours, paper]) == [paper]
+    with pytest.raises(SpecError, match="only applies to task='vp'"):
+        RunSpec("tinyclip/dense", "synth_colours", task="clip", method="vp", n_shots=5, oversized="paper")
+    specs = grids.section_specs("sparse_transfer", profiles.settings("sparse_transfer", "paper"))
+    assert {s.oversized for s in specs if s.n_shots is not None} == {"paper"}
+    assert {s.oversized for s in specs if s.n_shots is None} == {None}
+    smoke = grids.section_specs("sparse_transfer", profiles.settings("sparse_transfer", "smoke"))
+    assert {s.oversized for s in smoke} == {None}

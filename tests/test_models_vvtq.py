@@ -10,6 +10,7 @@ from vpcost_utils.errors import CheckpointError, MissingFileError
 from vpcost_utils.models import create_model, get_entry, list_models
 from vpcost_utils.models import vvtq as V
 from vpcost_utils.models.lsq import init_vvtq_steps, vvtq_quantizers
+from vpcost_utils.rehearsal.fakes import vvtq_file  # VVTQ's published checkpoint layout
 
 TINY = {
     "deit_tiny": V.DeitConfig(img_size=32, patch_size=8, embed_dim=24, depth=2, num_heads=3, num_classes=10),
@@ -51,9 +52,7 @@ def trained(arch: str, bits: int, seed: int = 0) -> torch.nn.Module:
 
 def save_vvtq(model: torch.nn.Module, folder, filename: str, prefix: str = "module.") -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    state = {prefix + k: v for k, v in model.state_dict().items()}
-    torch.save({"epoch": 7, "arch": "x", "state_dict": state, "best_acc1": torch.tensor(61.5),
-                "optimizer": {"state": {}, "param_groups": []}}, folder / filename)
+    torch.save(vvtq_file(model, prefix), folder / filename)
 
 
 def test_registry_names_and_metadata():
@@ -93,6 +92,31 @@ def test_swin_keeps_vvtq_unused_patch_quantizer(home):
     model.patch_embed.quant.alpha.data.fill_(1e-3)  # would wreck the input if it were applied
     with torch.no_grad():
         assert torch.equal(model(x), saved(x))
+
+
+@pytest.mark.parametrize("stored,expected", [(7.4, 7), (6.5, 6), (8.6, 8)])
+def test_swin_patch_merging_runs_at_its_stored_width(home, stored, expected):
+    """VVTQ's PatchMerging.reduction has a trainable nbits; its forward uses round(clamp(nbits, 2, 8))."""
+    saved = trained("swin_tiny", 3)
+    with torch.no_grad():
+        saved.layers[0].downsample.reduction.nbits.fill_(stored)
+    save_vvtq(saved, home, "swin_t_w3a3.tar")
+    loaded = create_model("swin_tiny/w3a3")
+    reduction = loaded.module.layers[0].downsample.reduction
+    assert reduction.bits == expected
+    edge_bits = loaded.provenance["edge_bits"]
+    assert edge_bits == {"patch_embed.proj": 8, "layers.0.downsample.reduction": expected, "quant": 8, "head": 8}
+    assert loaded.provenance["measured_bits"]["weight"][str(expected)] >= 1
+    assert torch.unique(reduction.quantized_weight()).numel() <= 2**expected
+    x = torch.randn(3, 3, 32, 32)
+    reference = saved.layers[0].downsample.reduction
+    with torch.no_grad():
+        out = loaded.module(x)
+        reference.bits = expected  # the saved network run at the width VVTQ reads from the file
+        assert torch.equal(out, saved(x))
+        if expected != 8:
+            reference.bits = 8
+            assert not torch.equal(out, saved(x))
 
 
 def test_prefix_free_state_dict_loads(home):
@@ -200,6 +224,12 @@ def test_ptq_substitute_only_when_asked(home, monkeypatch):
     counts = count_distinct_weights(model.module)
     assert sorted(set(bits.values())) == [2, 8]
     assert all(counts[n] <= 2 ** b for n, b in bits.items())
+    # exactly the placement the note states: fused qkv, proj, fc1, fc2 and patch merging at b bits, edges at 8
+    note = get_entry("swin_tiny/w2a2").substitute_note
+    assert "fused qkv" in note and "patch merging at W2A2" in note and "softmax output stay float" in note
+    assert {n.rsplit(".", 1)[1] for n, b in bits.items() if b == 2} == {"qkv", "proj", "fc1", "fc2", "reduction"}
+    assert {n for n, b in bits.items() if b == 8} == {"patch_embed.proj", "head.fc"}
+    assert model.provenance["layers_per_bits"] == {"2": len(bits) - 2, "8": 2}
 
 
 def test_real_size_deit_from_hub_file(home, monkeypatch, tmp_path):
@@ -222,3 +252,20 @@ def test_real_size_deit_from_hub_file(home, monkeypatch, tmp_path):
         expected = published(x)
         torch.testing.assert_close(reference(x), expected)
         torch.testing.assert_close(fp32(x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_authors_load_replays_the_forks_strict_vvtq_load(home):
+    """The fork (upload branch) strips ``module.`` and loads strictly; VVTQ then runs at the stored widths."""
+    from vpcost_utils.models.authors import authors_load
+
+    saved = trained("swin_tiny", 3)
+    with torch.no_grad():
+        saved.layers[0].downsample.reduction.nbits.fill_(7.4)
+    save_vvtq(saved, home, "swin_t_w3a3.tar")
+    result = authors_load("swin_tiny/w3a3")
+    r = result.report
+    assert r.error is None and r.loaded == r.in_file == r.network == len(saved.state_dict())
+    assert result.module.layers[0].downsample.reduction.bits == 7
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(result.module(x), create_model("swin_tiny/w3a3").module(x))

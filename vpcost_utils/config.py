@@ -22,10 +22,16 @@ BATCH_SIZE_BY_SHOTS: dict[int | None, int] = {1: 8, 2: 8, 5: 16, 10: 32, 20: 32,
 SHOTS_GRID: tuple[int | None, ...] = (1, 2, 5, 10, 20, 50, 100, None)
 
 TASKS = ("vp", "clip", "crossmodal")
-_LATER_FIELDS = ("canvas", "max_test")  # RunSpec fields left out of the run id while None
-METHODS = {"vp": ("rlm", "flm", "ilm"), "clip": ("vp", "ilm-vp"), "crossmodal": ("max", "mean")}
+# RunSpec fields added after the first release, left out of the run id while None
+_LATER_FIELDS = ("canvas", "max_test", "holdout", "class_names", "oversized")
+METHODS = {"vp": ("rlm", "flm", "ilm"), "clip": ("vp", "ilm-vp", "single-tp-vp"), "crossmodal": ("max", "mean")}
+CLASS_NAME_SOURCES = ("fork",)  # besides None, our own names
 DEFAULT_LR = {"vp": 0.01, "clip": 40.0, "crossmodal": 1e-3}
 DEFAULT_BATCH = {"clip": 16, "crossmodal": 4}
+#: Per-task defaults filled in when a spec leaves ``epochs`` / ``max_steps`` as None: the paper's 100 VP
+#: epochs, the fork's 10 CLIP epochs, and Neekhara's 100,000 cross-modal steps (within 100 epochs).
+DEFAULT_EPOCHS = {"vp": 100, "clip": 10, "crossmodal": 100}
+DEFAULT_MAX_STEPS: dict[str, int | None] = {"vp": None, "clip": None, "crossmodal": 100_000}
 
 
 def batch_size_for(n_shots: int | None) -> int:
@@ -39,39 +45,64 @@ def batch_size_for(n_shots: int | None) -> int:
 class RunSpec:
     """One training run. Every field is part of the run id.
 
-    Defaults are the paper's: 100 epochs, Adam lr 0.01, batch size from Table 5 for ``task="vp"``;
-    SGD lr 40, batch 16 for ``task="clip"``; Adam lr 1e-3, batch 4 for ``task="crossmodal"``.
+    Defaults are the paper's, per task: 100 epochs, Adam lr 0.01, batch size from Table 5 for ``task="vp"``;
+    10 epochs, SGD lr 40, batch 16 for ``task="clip"``; 100 epochs capped at 100,000 steps, Adam lr 1e-3,
+    batch 4 for ``task="crossmodal"``. ``epochs`` and ``max_steps`` left as None are filled in from the
+    task when the spec is made, so the run id always holds the values the run used.
     """
 
     model: str  # registry name, e.g. "resnet50/acdc-90" (see models.list_models())
     dataset: str  # registry name, e.g. "cifar10" (see data.list_datasets())
-    method: str = "ilm"  # vp: rlm | flm | ilm; clip: vp | ilm-vp; crossmodal: max | mean
+    method: str = "ilm"  # vp: rlm | flm | ilm; clip: vp | ilm-vp | single-tp-vp; crossmodal: max | mean
     task: str = "vp"  # vp | clip | crossmodal
     n_shots: int | None = None  # training images per class; None = full training set
     seed: int = 0
-    epochs: int = 100
+    epochs: int | None = None  # None: the task's default (DEFAULT_EPOCHS)
     eval_every: int = 10  # evaluate on the full test set every k epochs (and after the last); 1 = reference
     batch_size: int | None = None  # None: the task's default (Table 5 for vp)
     lr: float | None = None  # None: the task's default
     max_train: int | None = None  # cap on training examples (crossmodal text sets: the first N rows)
-    max_steps: int | None = None  # optional cap on optimizer steps (crossmodal)
+    max_steps: int | None = None  # cap on optimizer steps; None: the task's default (crossmodal 100,000)
     substitute: bool = False  # allow a labelled substitute when the real checkpoint is missing
     save_prompts: tuple[int, ...] = ()  # epochs after which the prompt is saved (Fig. 20)
     canvas: int | None = None  # the model's input resolution; None: the model's own (224 for ImageNet models)
     max_test: int | None = None  # evaluate on a fixed stratified subset of this many test images; None: all
+    # Training images per class held out (seeded, before the N-shot draw) to fit a temperature on; None: none.
+    holdout: int | None = None
+    # CLIP text prompts' class names: None = ours (descriptive), "fork" = the authors' fork's (digits for
+    # Caltech101/Flowers102, GTSRB_LABEL_MAP, ...); see docs/clip_and_crossmodal.md.
+    class_names: str | None = None
+    # An N above every class of the dataset: None = refused (that run is the full-data one: the grid drops it);
+    # "paper" = run it as the paper did, on every training image at N's batch size (Flowers102 N >= 20, DTD N = 50).
+    oversized: str | None = None
 
     def __post_init__(self) -> None:
         check_choice("task", self.task, TASKS)
         check_choice(f"{self.task} method", self.method, METHODS[self.task])
+        if self.epochs is None:
+            object.__setattr__(self, "epochs", DEFAULT_EPOCHS[self.task])
+        if self.max_steps is None and DEFAULT_MAX_STEPS[self.task] is not None:
+            object.__setattr__(self, "max_steps", DEFAULT_MAX_STEPS[self.task])
         for name, kind in (("model", str), ("dataset", str), ("seed", int), ("epochs", int), ("eval_every", int),
                            ("substitute", bool)):
             value = getattr(self, name)
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
                 raise SpecError(f"RunSpec.{name} must be {kind.__name__}, got {value!r} ({type(value).__name__})")
-        for name in ("n_shots", "batch_size", "max_train", "max_steps", "canvas", "max_test"):
+        for name in ("n_shots", "batch_size", "max_train", "max_steps", "canvas", "max_test", "holdout"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise SpecError(f"RunSpec.{name} must be a positive int or None, got {value!r}")
+        if self.class_names is not None:
+            check_choice("class_names", self.class_names, CLASS_NAME_SOURCES)
+            if self.task != "clip":
+                raise SpecError(f"RunSpec.class_names only applies to task='clip' (text prompts), "
+                                f"got task={self.task!r}")
+        if self.oversized is not None:
+            check_choice("oversized", self.oversized, ("paper",))
+            if self.task != "vp":
+                raise SpecError(f"RunSpec.oversized only applies to task='vp', got task={self.task!r}")
+            if self.n_shots is None:  # full data is never oversized: one run, one id
+                object.__setattr__(self, "oversized", None)
         if self.lr is not None and not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise SpecError(f"RunSpec.lr must be a positive number or None, got {self.lr!r}")
         if self.epochs < 1 or self.eval_every < 1:

@@ -31,7 +31,8 @@ def prompt_epochs(epochs: int, count: int = 10) -> tuple[int, ...]:
 def _vp(cfg: dict[str, Any], models: list[str], methods: Any, shots: Any, **extra: Any) -> list[RunSpec]:
     return grid(model=models, dataset=list(cfg["datasets"]), method=list(methods), n_shots=list(shots),
                 seed=list(cfg["seeds"]), epochs=cfg["epochs"], eval_every=cfg["eval_every"],
-                substitute=cfg["substitute"], canvas=cfg.get("canvas"), max_test=cfg.get("max_test"), **extra)
+                substitute=cfg["substitute"], canvas=cfg.get("canvas"), max_test=cfg.get("max_test"),
+                oversized=cfg.get("oversized"), **extra)
 
 
 def section_specs(section: str, cfg: dict[str, Any]) -> list[RunSpec]:
@@ -52,7 +53,9 @@ def section_specs(section: str, cfg: dict[str, Any]) -> list[RunSpec]:
     if section == "clip":
         return grid(task="clip", model=list(cfg["models"]), dataset=list(cfg["datasets"]),
                     method=list(cfg["methods"]), n_shots=list(cfg["shots"]), seed=list(cfg["seeds"]),
-                    epochs=cfg["epochs"], eval_every=cfg["eval_every"], substitute=cfg["substitute"])
+                    epochs=cfg["epochs"], eval_every=cfg["eval_every"], substitute=cfg["substitute"],
+                    class_names=cfg.get("class_names"), batch_size=cfg.get("batch_size"),
+                    max_steps=cfg.get("max_steps"))
     if section == "cross_modal":
         return grid(task="crossmodal", model=list(cfg["models"]), dataset=list(cfg["datasets"]),
                     method=list(cfg["methods"]), seed=list(cfg["seeds"]), epochs=cfg["epochs"],

@@ -23,7 +23,16 @@ def text_embeddings(model, classnames: list[str], templates: tuple[str, ...], ba
     return F.normalize(torch.cat(chunks), dim=-1)
 
 
+#: Upper bound of CLIP's log temperature: every reference (the fork's ``ilm_clip.py``, ILM-VP's
+#: ``single_tp_vp.py``, Bahng's ``main_clip.py``) clamps ``logit_scale`` to [0, 4.6052] after each step.
+MAX_LOGIT_SCALE = 4.6052
+
+
 def clip_logits(model, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-    """``logit_scale.exp() * normalize(image features) @ text.T`` for CLIP-normalised ``images``."""
+    """``logit_scale.exp() * normalize(image features) @ text.T`` for CLIP-normalised ``images``.
+
+    The scale is clamped as the references clamp it (OpenAI's models store ln 100, inside the bound; a
+    fine-tune that stored more is scaled down; the references did so from their second step on).
+    """
     features = F.normalize(model.encode_image(images).float(), dim=-1)
-    return model.logit_scale.exp().float() * features @ text.T
+    return model.logit_scale.float().clamp(0, MAX_LOGIT_SCALE).exp() * features @ text.T

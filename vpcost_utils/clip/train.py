@@ -1,20 +1,18 @@
 """Visual prompting of CLIP (Section 3.2.2 of the paper): ``run_clip(spec)``.
 
-Two set-ups, picked by ``spec.method``:
+Three set-ups, picked by ``spec.method`` (``setups.SETUPS``): ``"ilm-vp"`` (the authors' script:
+zero-initialised 30-px ``BorderPrompt``, 81 templates x K text rows, ILM mapping at the start of
+every epoch, epoch 0 included), ``"single-tp-vp"`` (ILM-VP's own VP baseline: the same prompt, one
+template "This is a photo of a {}.", identity mapping) and ``"vp"`` (Bahng et al.: N(0,1)
+``PadPrompter``, "This is a photo of a {}", identity mapping, warm-up). All: SGD(momentum 0.9),
+lr 40, cosine per step. Defaults: the paper's 10 epochs and batch 16; Bahng's own values are
+``spec.replace(**BAHNG_ORIGINAL)``.
 
-- ``"ilm-vp"`` (the authors' script): zero-initialised 30-px ``BorderPrompt``; head = the 81
-  templates x K classes; at the start of every epoch (epoch 0 included) the ILM routine counts,
-  on the training set, which of the 81*K text embeddings each class's prompted images pick, and
-  the greedy one-to-one assignment chooses one embedding per class (it need not belong to that
-  class's name). SGD(momentum 0.9), lr 40, cosine per step, no warm-up.
-- ``"vp"`` (Bahng et al.): N(0,1) ``PadPrompter`` with 30-px pads; head = "This is a photo of a
-  {}" per class, fixed; SGD(momentum 0.9), lr 40, cosine per step after a linear warm-up
-  (``schedules.bahng_warmup``). Defaults: the paper's 10 epochs and batch 16; Bahng's own values
-  are ``spec.replace(**BAHNG_ORIGINAL)``.
-
-The image is resized to the model's resolution, CLIP-normalised, then the prompt is added
-(no clamp). Training runs in fp32 on CPU and under bf16 autocast on CUDA (the reference used fp16 AMP);
-the mapping and test passes always run in fp32.
+Images go through CLIP's own transform (bicubic resize of the short side, centre crop; built on
+the device from a bounded-size cache, ``images.py``), are CLIP-normalised, then the prompt is added
+(no clamp). The class names in the prompts are ours or the fork's (``classnames.py``). Training runs
+in fp32 on CPU and under bf16 autocast on CUDA (the reference used fp16 AMP); the mapping and test
+passes always run in fp32.
 """
 
 from __future__ import annotations
@@ -27,21 +25,25 @@ import torch
 import torch.nn.functional as F
 
 from ..config import RunSpec
-from ..data import load_split, sample_n_shots
+from ..data import sample_n_shots
 from ..errors import SpecError
 from ..mapping import frequency_matrix, greedy_one_to_one
 from ..metrics import summarize
 from ..models import create_model
 from ..train import set_seed
+from .classnames import class_name_source, class_names_for
 from .head import clip_logits, text_embeddings
+from .images import ClipImages, load_clip_split
 from .prompts import BorderPrompt, PadPrompter, default_pad
 from .schedules import bahng_warmup, cosine_lr
-from .templates import BAHNG_TEMPLATE, ILM_TEMPLATES
+from .setups import SETUPS
 
 #: Bahng et al.'s own epochs and batch size (their warm-up of 1000 steps is always used, capped).
 BAHNG_ORIGINAL = {"epochs": 1000, "batch_size": 256}
 MOMENTUM = 0.9
 EVAL_BATCH = 256
+#: What every record says about the image pipeline (clip/transform.py; equal to PIL's byte for byte).
+PREPROCESSING = "CLIP: RGB, Resize(S, bicubic) of the short side, CenterCrop(S), /255, CLIP mean/std"
 
 
 def _normalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -53,6 +55,7 @@ class PromptedClip:
 
     def __init__(self, source, prompt: torch.nn.Module, text: torch.Tensor, device: torch.device):
         self.model, self.prompt, self.text, self.device = source.module, prompt, text, device
+        self.size = source.canvas_size
         self.mean = torch.tensor(source.mean, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(source.std, device=device).view(1, 3, 1, 1)
         self.autocast = device.type == "cuda"
@@ -62,22 +65,27 @@ class PromptedClip:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast and mixed):
             return clip_logits(self.model, x, self.text).float()
 
+    def batch_logits(self, images: ClipImages, index: torch.Tensor) -> torch.Tensor:
+        """Training logits of ``images[index]``, built at the model's resolution with CLIP's transform."""
+        return self.logits(images.batch(index, self.size, self.device))
+
     @torch.no_grad()
-    def all_logits(self, images: torch.Tensor) -> torch.Tensor:
+    def all_logits(self, images: ClipImages) -> torch.Tensor:
         """Logits of the mapping and test passes, in fp32 as the reference's: bf16 would round CLIP's logits
         (20-35) to steps of 0.125-0.25 and break ties towards the lowest text row."""
-        return torch.cat([self.logits(images[i:i + EVAL_BATCH], mixed=False).cpu()
-                          for i in range(0, len(images), EVAL_BATCH)])
+        order = torch.arange(len(images))
+        return torch.cat([self.logits(images.batch(chunk, self.size, self.device), mixed=False).cpu()
+                          for chunk in order.split(EVAL_BATCH)])
 
 
 def build_prompt(method: str, size: int, seed: int) -> torch.nn.Module:
     pad = default_pad(size)
-    if method == "ilm-vp":
+    if SETUPS[method].prompt == "border":
         return BorderPrompt(size, pad)
     return PadPrompter(size, pad, generator=torch.Generator().manual_seed(seed))
 
 
-def ilm_mapping(head: PromptedClip, images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+def ilm_mapping(head: PromptedClip, images: ClipImages, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """One ILM step: hard votes over all 81*K text rows on the training set, then greedy one-to-one."""
     return greedy_one_to_one(frequency_matrix(head.all_logits(images), labels, num_classes))
 
@@ -92,15 +100,18 @@ def run_clip(spec: RunSpec, *, device: str | torch.device = "cpu", progress: boo
     if source.provenance.get("kind") != "clip":
         raise SpecError(f"{spec.model} is not a CLIP model; task='clip' needs one of models.list_models('*clip*')")
     size = source.canvas_size
-    train, test = load_split(spec.dataset, "train", size=size), load_split(spec.dataset, "test", size=size)
+    setup = SETUPS[spec.method]
+    train, test = load_clip_split(spec.dataset, "train", size), load_clip_split(spec.dataset, "test", size)
     index = sample_n_shots(train.labels, spec.n_shots, spec.seed)
     if spec.max_train is not None:
         index = index[:spec.max_train]
     train = train.subset(index)
     num_classes = len(train.classes)
 
-    templates = ILM_TEMPLATES if spec.method == "ilm-vp" else (BAHNG_TEMPLATE,)
-    text = text_embeddings(source.module, train.classes, templates)  # rejects bad class names before training
+    names_source = class_name_source(spec)
+    classnames = class_names_for(spec.dataset, list(train.classes), names_source)
+    templates = setup.templates
+    text = text_embeddings(source.module, classnames, templates)  # rejects bad class names before training
     prompt = build_prompt(spec.method, size, spec.seed).to(device)
     head = PromptedClip(source, prompt, text, device)
 
@@ -109,10 +120,10 @@ def run_clip(spec: RunSpec, *, device: str | torch.device = "cpu", progress: boo
     total = spec.epochs * steps_per_epoch
     if spec.max_steps is not None:
         total = min(total, spec.max_steps)
-    warmup = bahng_warmup(total) if spec.method == "vp" else 0
+    warmup = bahng_warmup(total) if setup.warmup else 0
     optimizer = torch.optim.SGD(prompt.parameters(), lr=spec.effective_lr, momentum=MOMENTUM, weight_decay=0.0)
     order_rng = torch.Generator().manual_seed(spec.seed)
-    mapping = torch.arange(num_classes)  # "vp": row c of the head is class c
+    mapping = torch.arange(num_classes)  # without ILM, row c of the head is class c
 
     curves: dict[str, list] = {k: [] for k in ("epoch", "train_loss", "train_acc", "lr", "eval_epoch", "test_acc")}
     mapping_history, best_acc, step, test_logits = [], 0.0, 0, None
@@ -120,8 +131,8 @@ def run_clip(spec: RunSpec, *, device: str | torch.device = "cpu", progress: boo
     for epoch in range(spec.epochs):
         if step >= total:
             break
-        if spec.method == "ilm-vp":
-            mapping = ilm_mapping(head, train.images, train.labels, num_classes)
+        if setup.ilm:
+            mapping = ilm_mapping(head, train, train.labels, num_classes)
             mapping_history.append(mapping.tolist())
         prompt.train()
         loss_sum = correct = seen = 0
@@ -132,7 +143,7 @@ def run_clip(spec: RunSpec, *, device: str | torch.device = "cpu", progress: boo
             for group in optimizer.param_groups:
                 group["lr"] = lr
             labels = train.labels[batch_index].to(device)
-            logits = head.logits(train.images[batch_index])[:, mapping.to(device)]
+            logits = head.batch_logits(train, batch_index)[:, mapping.to(device)]
             loss = F.cross_entropy(logits, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -148,7 +159,7 @@ def run_clip(spec: RunSpec, *, device: str | torch.device = "cpu", progress: boo
         last = epoch == spec.epochs - 1 or step >= total
         if (epoch + 1) % spec.eval_every == 0 or last:
             prompt.eval()
-            test_logits = head.all_logits(test.images)[:, mapping]
+            test_logits = head.all_logits(test)[:, mapping]
             acc = 100 * float((test_logits.argmax(1) == test.labels).float().mean())
             best_acc = max(best_acc, acc)
             curves["eval_epoch"].append(epoch + 1)
@@ -163,9 +174,11 @@ def run_clip(spec: RunSpec, *, device: str | torch.device = "cpu", progress: boo
         "metrics": metrics,
         "curves": curves,
         "mapping": mapping.tolist(),
-        "classes": list(train.classes),
+        "classes": classnames,
         "model": dict(source.provenance),
         "data": {"n_train": len(train), "n_test": len(test), "resolution": size, "pad": default_pad(size),
+                 "class_names": names_source, "setup": setup.reference, "prompt": setup.prompt,
+                 "preprocessing": PREPROCESSING,
                  "templates": len(templates), "steps": step, "warmup_steps": warmup,
                  "mapping_rows": "template-major: row t*K + c is template t with class c",
                  "mapping_history": mapping_history},

@@ -8,6 +8,13 @@ Canvas = the backbone's ``canvas_size``; patch = ``default_patch_size`` (16 px, 
 labels per class = 10, fewer when the backbone has fewer than 10 * K classes. The test set is
 evaluated in full every ``spec.eval_every`` epochs and after the last step; ``max_steps`` caps the
 optimizer steps (the reference ran 100k iterations), ``max_train`` keeps the first N training rows.
+
+``metrics["acc"]`` is the last step's full-test accuracy (ours). Beside it, ``acc_paper_best_ckpt``
+is the number Neekhara et al.'s code reports (``best_metrics.json``): every 500 steps (after steps
+1, 501, 1001, ...) it validates on ``VALIDATION_BATCHES`` freshly shuffled test batches (102 x 4 =
+408 examples), keeps the checkpoint with the best such accuracy (ties: the later one), and reports
+that checkpoint's accuracy on the full test set. It is model selection on the test set; the step
+and the quick-validation accuracy it picked are stored too.
 """
 
 from __future__ import annotations
@@ -30,6 +37,10 @@ from .label_map import assign_labels, labels_per_class, mapped_logits, noise_ord
 from .reprogram import TokenReprogrammer, canvas_penalty, check_canvas, default_patch_size
 
 EVAL_BATCH = 128
+#: Neekhara et al.'s quick validation: every 500 iterations, on the first 102 batches of a shuffled
+#: test loader (``max_validation_batches`` = 100, and the loop stops only after batch index 101).
+VALIDATE_EVERY = 500
+VALIDATION_BATCHES = 102
 
 
 class Reprogrammed:
@@ -46,6 +57,41 @@ class Reprogrammed:
     def all_logits(self, tokens: torch.Tensor, device: torch.device) -> torch.Tensor:
         return torch.cat([self.logits(tokens[i:i + EVAL_BATCH].to(device))[0].cpu()
                           for i in range(0, len(tokens), EVAL_BATCH)])
+
+
+class PaperSelection:
+    """The reference's checkpoint selection: quick validations on shuffled test examples, best kept."""
+
+    def __init__(self, test: TextSplit, batch: int, seed: int):
+        self.test, self.size = test, min(len(test), VALIDATION_BATCHES * batch)
+        self.rng = torch.Generator().manual_seed(seed + 1)  # its own stream: training order is unchanged
+        self.best_acc, self.best_step, self.best_state = -1.0, 0, None
+        self.steps: list[int] = []
+        self.accs: list[float] = []
+
+    def due(self, step: int) -> bool:
+        """After optimizer step ``step`` (1-based): the reference validates when its 0-based counter % 500 == 0."""
+        return (step - 1) % VALIDATE_EVERY == 0
+
+    def validate(self, model: Reprogrammed, step: int, device: torch.device) -> None:
+        pick = torch.randperm(len(self.test), generator=self.rng)[:self.size]
+        logits = model.all_logits(self.test.tokens[pick], device)
+        acc = 100 * float((logits.argmax(1) == self.test.labels[pick]).float().mean())
+        self.steps.append(step)
+        self.accs.append(acc)
+        if acc >= self.best_acc:  # the reference's ">=": a later checkpoint wins a tie
+            self.best_acc, self.best_step = acc, step
+            self.best_state = {k: v.detach().clone() for k, v in model.reprogrammer.state_dict().items()}
+
+    @torch.no_grad()
+    def best_logits(self, model: Reprogrammed, device: torch.device) -> torch.Tensor:
+        """Full-test logits of the selected checkpoint; the reprogrammer is restored afterwards."""
+        current = {k: v.detach().clone() for k, v in model.reprogrammer.state_dict().items()}
+        model.reprogrammer.load_state_dict(self.best_state)
+        try:
+            return model.all_logits(self.test.tokens, device)
+        finally:
+            model.reprogrammer.load_state_dict(current)
 
 
 def run_crossmodal(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool = True,
@@ -80,6 +126,7 @@ def run_crossmodal(spec: RunSpec, *, device: str | torch.device = "cpu", progres
     if spec.max_steps is not None:
         total = min(total, spec.max_steps)
     order_rng = torch.Generator().manual_seed(spec.seed)
+    selection = PaperSelection(test, batch, spec.seed)
     curves: dict[str, list] = {k: [] for k in ("epoch", "train_loss", "train_acc", "lr", "eval_epoch", "test_acc")}
     best_acc, step, test_logits, start = 0.0, 0, None, time.time()
     for epoch in range(spec.epochs):
@@ -96,6 +143,8 @@ def run_crossmodal(spec: RunSpec, *, device: str | torch.device = "cpu", progres
             loss.backward()
             optimizer.step()
             step += 1
+            if selection.due(step):
+                selection.validate(model, step, device)
             loss_sum += float(loss.detach()) * len(labels)
             correct += int((logits.argmax(1) == labels).sum())
             seen += len(labels)
@@ -115,6 +164,12 @@ def run_crossmodal(spec: RunSpec, *, device: str | torch.device = "cpu", progres
 
     metrics = summarize(test_logits, test.labels, paper_batch_size=EVAL_BATCH)
     metrics["best_acc"] = best_acc
+    if selection.best_state is not None:
+        picked = test_logits if selection.best_step == step else selection.best_logits(model, device)
+        metrics["acc_paper_best_ckpt"] = 100 * float((picked.argmax(1) == test.labels).float().mean())
+        metrics["paper_best_step"] = selection.best_step
+        metrics["paper_quick_val_acc"] = selection.best_acc
+    curves["quick_val_step"], curves["quick_val_acc"] = selection.steps, selection.accs
     return {
         "metrics": metrics,
         "curves": curves,
@@ -123,5 +178,7 @@ def run_crossmodal(spec: RunSpec, *, device: str | torch.device = "cpu", progres
         "model": dict(source.provenance),
         "data": {"n_train": len(train), "n_test": len(test), "canvas": canvas, "patch": patch,
                  "patches": reprogrammer.num_patches, "labels_per_class": per_class, "steps": step,
-                 "tokens_per_sample": int(train.tokens.shape[1]), "vocab_size": train.vocab_size},
+                 "tokens_per_sample": int(train.tokens.shape[1]), "vocab_size": train.vocab_size,
+                 "paper_selection": {"validate_every": VALIDATE_EVERY, "examples": selection.size,
+                                     "source": "test split, reshuffled each time (Neekhara et al. reprogramming.py)"}},
     }

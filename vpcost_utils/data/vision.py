@@ -54,7 +54,7 @@ from torch.utils.data import Dataset
 from torchvision import datasets, transforms
 from torchvision.transforms.functional import pil_to_tensor
 
-from .. import paths
+from .. import paths, rehearsal
 from ..errors import MissingFileError, VpcostError
 from .base import DatasetInfo, ImageSplit, register_dataset
 from .cache import cached_split, decode_images
@@ -93,6 +93,30 @@ EUROSAT_NAMES = {
 # Caltech101 folders that are plural or capitalised; every other folder only has '_' turned into ' '.
 CALTECH_NAMES = {"Faces": "face", "Faces_easy": "face easy", "Leopards": "leopard", "Motorbikes": "motorbike",
                  "airplanes": "airplane"}
+
+# The class names the authors' fork puts into CLIP's text prompts, where they differ from ours
+# (landskape-ai/Reprogram_LT data/prepare_data.py::prepare_additive_data, data/const.py): GTSRB's
+# short labels of GTSRB_LABEL_MAP, EuroSAT's folder names lower-cased (no word split), and plain
+# indices for Caltech101 and Flowers102. CIFAR-10, SVHN (digits), DTD and OxfordPets use the same
+# names as ours. All are before the fork's refine_classnames (lower case, "_" and "-" to spaces),
+# which CLIP's head applies to either source.
+FORK_GTSRB_CLASSES = [
+    "20_speed", "30_speed", "50_speed", "60_speed", "70_speed", "80_speed", "80_lifted", "100_speed", "120_speed",
+    "no_overtaking_general", "no_overtaking_trucks", "right_of_way_crossing", "right_of_way_general", "give_way",
+    "stop", "no_way_general", "no_way_trucks", "no_way_one_way", "attention_general", "attention_left_turn",
+    "attention_right_turn", "attention_curvy", "attention_bumpers", "attention_slippery", "attention_bottleneck",
+    "attention_construction", "attention_traffic_light", "attention_pedestrian", "attention_children",
+    "attention_bikes", "attention_snowflake", "attention_deer", "lifted_general", "turn_right", "turn_left",
+    "turn_straight", "turn_straight_right", "turn_straight_left", "turn_right_down", "turn_left_down", "turn_circle",
+    "lifted_no_overtaking_general", "lifted_no_overtaking_trucks",
+]
+FORK_CLASS_NAMES: dict[str, list[str]] = {
+    "gtsrb": FORK_GTSRB_CLASSES,
+    "eurosat": ["annualcrop", "forest", "herbaceousvegetation", "highway", "industrial", "pasture", "permanentcrop",
+                "residential", "river", "sealake"],
+    "caltech101": [str(i) for i in range(101)],
+    "flowers102": [str(i) for i in range(102)],
+}
 
 
 @dataclass(frozen=True)
@@ -202,7 +226,7 @@ class _ToUint8:
         return pil_to_tensor(image)
 
 
-class _ImagesOnly(Dataset):
+class ImagesOnly(Dataset):
     """The images of ``base`` at ``index``, dropping its targets (labels are read once, from attributes)."""
 
     def __init__(self, base: Dataset, index: np.ndarray):
@@ -248,7 +272,8 @@ def _open(name: str, split: str, root: Path, transform: Callable | None) -> Data
     missing = [f for f in expected if not (root / f).exists()]
     if not missing:
         try:
-            return src.build(root, split, transform, download=False)
+            with rehearsal.dataset_checksums_off():  # fake files in a rehearsal; a no-op otherwise
+                return src.build(root, split, transform, download=False)
         except RuntimeError as err:  # torchvision's "not found or corrupted" (failed checksum)
             raise _missing(name, split, root, f"torchvision rejected the files: {err}", expected) from err
     if not downloads_allowed():
@@ -276,7 +301,7 @@ def _decode(name: str, split: str, root: str | os.PathLike | None, size: int) ->
     if resize is None and src.raw is not None:
         images = src.raw(ds)[torch.from_numpy(index)].contiguous()
     else:
-        images = decode_images(_ImagesOnly(ds, index), len(index), size, desc=f"decode {name}/{split} {size}px")
+        images = decode_images(ImagesOnly(ds, index), len(index), size, desc=f"decode {name}/{split} {size}px")
     picked = torch.from_numpy(labels[index])
     if len(picked) and (int(picked.min()) < 0 or int(picked.max()) >= len(classes)):
         raise VpcostError(f"{name}/{split}: labels span {int(picked.min())}..{int(picked.max())} but there are "

@@ -22,6 +22,16 @@ MIN_STEP = 1e-4  # VVTQ clamps step sizes to at least this before use
 SAMPLE_SIZE = 1 << 16  # values an MSE step search looks at: plenty for one scalar, fast on CPU
 
 
+def width_from_nbits(nbits: torch.Tensor) -> int:
+    """The bit width VVTQ's forward reads from a stored ``nbits``: ``round(clamp(nbits, 2, 8))``.
+
+    VVTQ stores ``nbits`` as a parameter and some of them train (Swin's patch-merging ``reduction``
+    is built without ``mixpre=False``), so a stored value need not be an integer. Rounding is
+    torch's (half to even), as in VVTQ's ``bit_pass``.
+    """
+    return int(torch.round(nbits.detach().float().reshape(-1)[0].clamp(MIN_BITS, MAX_BITS)).item())
+
+
 def round_ste(x: torch.Tensor) -> torch.Tensor:
     """Round in the forward pass, identity in the backward pass (straight-through estimator)."""
     return x + (x.round() - x).detach()
@@ -101,8 +111,14 @@ class _VvtqState(nn.Module):
         return self.alpha[self.bits - MIN_BITS].clamp(min=MIN_STEP)
 
     def stored_bits(self) -> int | None:
-        """Bit width stored in the state (``nbits``), which a loader compares with ``bits``."""
-        return None if self.bits is None else round(float(self.nbits.item()))
+        """Bit width stored in the state (``nbits``) as VVTQ's forward reads it; a loader compares it with ``bits``."""
+        return None if self.bits is None else width_from_nbits(self.nbits)
+
+    def adopt_stored_bits(self) -> int | None:
+        """Run at the stored width from now on (VVTQ's behaviour for every layer); returns it."""
+        if self.bits is not None:
+            self.bits = self.stored_bits()
+        return self.bits
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}"

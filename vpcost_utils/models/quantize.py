@@ -12,6 +12,10 @@ Choices, stated once:
   calibration data (after a ReLU) and signed otherwise, one step per tensor;
 * the first and last layers *in execution order* (as observed on the calibration batch) use
   ``first_last_bits`` (8 by default), as in LSQ, VVTQ and most QAT work;
+* only module inputs are quantized, so on timm ViTs a fused ``qkv`` linear gets one weight step and
+  one input step for q, k and v together, the attention matmul operands (q, k, v, softmax output)
+  stay float, and Swin's patch merging is an inner layer at ``bits`` (VVTQ: split q/k/v, quantized
+  matmul operands, 8-bit patch merging);
 * every step size is the MSE-optimal one over a grid of clipping ranges (``lsq.mse_step``): for
   weights on the weight itself, for activations on a sample of the float network's inputs to that
   layer over the calibration batches (all layers are calibrated on float activations, not

@@ -5,7 +5,9 @@ Our own implementation of the networks behind VVTQ's published W4A4/W3A3/W2A2 ch
 files load strictly: split ``proj_q/k/v`` linears, LSQ activation quantizers around every matmul
 (``quant_input``, ``quant_q/k/v``, unsigned ``quant_attn``, ``quant_output``; in the MLP ``quant1``
 and the unsigned, offset ``quant2``), an 8-bit patch embedding, 8-bit head (``quant`` + ``head``)
-and, in Swin, 8-bit patch merging. Two VVTQ quirks are kept on purpose: Swin's
+and, in Swin, patch merging built at 8 bits. As in VVTQ, the layers outside the blocks run at the
+width their file stores (``round(clamp(nbits, 2, 8))``): Swin's patch-merging ``nbits`` is trainable
+in VVTQ and may have drifted below 7.5. Two VVTQ quirks are kept on purpose: Swin's
 ``patch_embed.quant`` exists but is never applied, and ``attn_mask`` / ``relative_position_index``
 are persistent buffers.
 
@@ -29,11 +31,11 @@ from torch import nn
 from ..errors import CheckpointError, MissingFileError
 from ._checkpoints import load_file, offline, resolve_checkpoint
 from ._registry import ModelEntry, SourceModel, register
-from .lsq import LsqAct, LsqConv2d, LsqLinear, vvtq_quantizers
+from .lsq import LsqAct, LsqConv2d, LsqLinear, _VvtqState, vvtq_quantizers
 
 __all__ = ["ARCH_CONFIGS", "DeitConfig", "QuantDeiT", "QuantSwin", "SwinConfig", "build_vvtq", "timm_to_vvtq"]
 
-EDGE_BITS = 8  # VVTQ keeps the patch embedding, Swin's patch merging and the head at 8 bits
+EDGE_BITS = 8  # VVTQ builds the patch embedding, Swin's patch merging and the head at 8 bits
 
 
 # ----------------------------------------------------------------------------------------- shared parts
@@ -340,16 +342,29 @@ def strict_load(model: nn.Module, state: dict[str, torch.Tensor], what: str, fix
     model.load_state_dict(state, strict=True)
 
 
-def check_bits(model: nn.Module, bits: int, what: str, fix: str) -> dict[str, dict[str, int]]:
-    """Assert every quantizer's stored ``nbits`` equals its configured width and that it was trained.
+def edge_quantizers(model: nn.Module) -> dict[str, _VvtqState]:
+    """Quantizers outside the transformer blocks: patch embedding, Swin's patch merging, head and its input."""
+    return {n: q for n, q in vvtq_quantizers(model).items() if ".blocks." not in f".{n}."}
 
-    Returns the measured bit widths as counts, ``{"weight": {"4": 72, "8": 3}, "act": {...}}``.
+
+def check_bits(model: nn.Module, bits: int, what: str, fix: str) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """Take the edge layers' widths from their stored ``nbits``; assert every block layer stores ``bits``.
+
+    VVTQ's forward reads every layer's width from its stored ``nbits``. Block layers are built with
+    ``mixpre=False`` (VVTQ's ``train_VVTQ.py`` default), so their ``nbits`` never moves and another
+    value means another model. Swin's patch-merging ``reduction`` is built without it, so its
+    ``nbits`` trains and a published file may hold e.g. 7.4, which VVTQ runs at 7 bits: every edge
+    layer therefore adopts its stored width, as VVTQ does. Also asserts every used quantizer was
+    initialised (trained). Returns the measured widths as counts, ``{"weight": {"4": 72, "8": 3},
+    "act": {...}}``, and the width each used edge layer runs at, by layer name.
     """
+    edges = edge_quantizers(model)
+    edge_bits = {name: q.adopt_stored_bits() for name, q in edges.items() if getattr(q, "used", True)}
     wrong, uninitialised = [], []
     summary: dict[str, Counter[str]] = {"weight": Counter(), "act": Counter()}
     for name, q in vvtq_quantizers(model).items():
         stored = q.stored_bits()
-        if stored != q.bits:
+        if name not in edges and stored != q.bits:
             wrong.append(f"{name} stores {stored}")
         if getattr(q, "used", True) and float(q.init_state.item()) != 1.0:
             uninitialised.append(name)
@@ -360,7 +375,7 @@ def check_bits(model: nn.Module, bits: int, what: str, fix: str) -> dict[str, di
     if uninitialised:
         raise CheckpointError(f"{what} has quantizers whose step sizes were never initialised "
                               f"({', '.join(uninitialised[:5])}); it is not a trained VVTQ checkpoint. {fix}")
-    return {kind: dict(sorted(c.items())) for kind, c in summary.items()}
+    return {kind: dict(sorted(c.items())) for kind, c in summary.items()}, edge_bits
 
 
 def vvtq_state_dict(ckpt: dict[str, Any], what: str) -> dict[str, torch.Tensor]:
@@ -373,15 +388,16 @@ def vvtq_state_dict(ckpt: dict[str, Any], what: str) -> dict[str, torch.Tensor]:
 
 
 def load_vvtq(entry: ModelEntry) -> SourceModel:
-    """Build ``entry``'s VVTQ network, load its published checkpoint strictly and check every bit width."""
+    """Build ``entry``'s VVTQ network, load its published checkpoint strictly, check and record every bit width."""
     path = resolve_checkpoint(entry)
     ckpt = load_file(path)
     fix = f"Fetch {entry.filename} again from {entry.source}"
     model = build_vvtq(entry.arch, entry.bits)
     strict_load(model, vvtq_state_dict(ckpt, str(path)), str(path), fix)
-    summary = check_bits(model, entry.bits, str(path), fix)
+    summary, edge_bits = check_bits(model, entry.bits, str(path), fix)
     best = ckpt.get("best_acc1")
     provenance = {"source": "vvtq", "file": str(path), "bits": entry.bits, "measured_bits": summary,
+                  "edge_bits": edge_bits,
                   "epoch": ckpt.get("epoch"), "best_acc1": float(best) if best is not None else None}
     return SourceModel(entry.name, model, canvas_size=model.cfg.img_size, provenance=provenance)
 
@@ -418,16 +434,33 @@ def load_fp32(entry: ModelEntry) -> SourceModel:
     return SourceModel(entry.name, model, canvas_size=model.cfg.img_size, provenance=provenance)
 
 
+def ptq_note(arch: str, bits: int) -> str:
+    """What ``ptq_substitute`` quantizes, and where that differs from VVTQ's placement, in one line.
+
+    ``quantize.fake_quantize`` swaps every plain ``nn.Linear`` / ``nn.Conv2d`` of the timm model, so the
+    placement follows timm's modules: fused ``qkv`` (one step for q, k and v), no quantizer on the
+    attention matmul operands, and Swin's patch merging is an ordinary inner layer.
+    """
+    merging = f"; Swin patch merging at W{bits}A{bits} (VVTQ: 8 bits)" if arch == "swin_tiny" else ""
+    return (f"PTQ substitute: LSQ fake quantization of timm {TIMM_NAMES[arch]}, per-tensor steps set by MSE on "
+            f"synthetic images, no retraining. W{bits}A{bits} (weight and input) on every block's fused qkv (one "
+            f"step shared by q, k and v), proj, fc1 and fc2{merging}; patch embedding and head (weight and "
+            "input) at 8 bits; q, k, v and the softmax output stay float (VVTQ quantizes each at "
+            f"{bits} bits); activations signed unless never negative in calibration, no offsets. Not comparable "
+            "to VVTQ's QAT at <=3 bits")
+
+
 def ptq_substitute(entry: ModelEntry) -> SourceModel:
-    """Post-training LSQ fake quantization of the timm float model at ``entry.bits`` (8-bit first/last)."""
-    from .quantize import count_distinct_weights, fake_quantize, synthetic_calibration
+    """Post-training LSQ fake quantization of the timm float model at ``entry.bits``; ``ptq_note`` says where."""
+    from .quantize import count_distinct_weights, fake_quantize, quantized_bits, synthetic_calibration
 
     size = ARCH_CONFIGS[entry.arch].img_size
     model = fake_quantize(timm_float(entry.arch), entry.bits, synthetic_calibration(size))
     distinct = count_distinct_weights(model)
     provenance = {"source": "timm+ptq", "weights": TIMM_NAMES[entry.arch], "bits": entry.bits,
                   "calibration": "synthetic smooth-noise images (no ImageNet on this machine)",
-                  "max_distinct_weights": max(distinct.values())}
+                  "max_distinct_weights": max(distinct.values()),
+                  "layers_per_bits": {str(b): n for b, n in sorted(Counter(quantized_bits(model).values()).items())}}
     return SourceModel(entry.name, model, canvas_size=size, provenance=provenance)
 
 
@@ -465,10 +498,10 @@ def _register_family(arch: str) -> None:
                    "(github.com/HuangOwen/Quantization-Variation#models)",
             license="MIT (VVTQ); ImageNet-trained weights: non-commercial research", obtainable="maybe",
             substitute=ptq_substitute,
-            substitute_note=f"PTQ substitute: LSQ fake quantization W{b}A{b} (8-bit first/last, MSE-initialised "
-                            f"steps) of timm {TIMM_NAMES[arch]}; not comparable to VVTQ's QAT at <=3 bits",
+            substitute_note=ptq_note(arch, b),
             notes="VVTQ QAT with knowledge distillation; weights/activations LSQ per tensor, patch embedding, "
-                  "patch merging and head at 8 bits"))
+                  "patch merging and head built at 8 bits; each runs at the width its file stores (Swin's "
+                  "patch-merging width trains in VVTQ), recorded as provenance['edge_bits']"))
 
 
 for _arch in ("deit_tiny", "swin_tiny"):
