@@ -112,6 +112,17 @@ def test_spread_std_band_matches_sample_std(table):
     assert np.isclose(band[:, 1], top).any()
 
 
+def test_default_band_is_the_95_percent_t_interval_of_the_seed_mean(table):
+    from scipy import stats
+
+    fig = plots.accuracy_vs_shots(table, [SPARSE], ["digits"], "ilm")
+    band = fig.axes[0].collections[0].get_paths()[0].vertices
+    seeds = [acc_of(SPARSE, "digits", "ilm", 1, s) for s in range(3)]
+    half = stats.t.ppf(0.975, 2) * np.std(seeds, ddof=1) / np.sqrt(3)
+    assert np.isclose(band[:, 1], np.mean(seeds) + half).any()
+    assert np.isclose(band[:, 1], np.mean(seeds) - half).any()
+
+
 # --- Delta heat maps -------------------------------------------------------------------------------------------
 
 def test_delta_table_is_dense_minus_compressed_mean_over_seeds(table):

@@ -54,6 +54,14 @@ class CheckpointError(VpcostError):
     """A checkpoint that loaded but is not what its name claims (keys, shapes, sparsity, bits)."""
 
 
+class ModelOutputError(VpcostError, ValueError):
+    """A source model that does not map a ``[B, 3, canvas, canvas]`` batch to ``[B, K]`` logits."""
+
+
+class DatasetLayoutError(VpcostError, ValueError):
+    """An image folder that cannot be read as a dataset (a class missing from a split, an empty class)."""
+
+
 def check_choice(kind: str, name: str, choices: Iterable[str]) -> str:
     """Return ``name`` if it is one of ``choices``, else raise UnknownNameError listing them."""
     choices = list(choices)

@@ -70,9 +70,14 @@ def register_dataset(info: DatasetInfo) -> DatasetInfo:
 
 
 def get_dataset_info(name: str) -> DatasetInfo:
-    if name not in _DATASETS:
-        raise UnknownNameError("dataset", name, _DATASETS)
-    return _DATASETS[name]
+    """The dataset called ``name``; ``folder:<path>`` names are scanned from disk (``data.folder``)."""
+    if name in _DATASETS:
+        return _DATASETS[name]
+    if name.startswith("folder:"):
+        from .folder import folder_info
+
+        return folder_info(name)
+    raise UnknownNameError("dataset", name, [*_DATASETS, "folder:<path>"])
 
 
 def list_datasets(offline: bool | None = None) -> list[str]:

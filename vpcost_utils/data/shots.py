@@ -32,3 +32,24 @@ def sample_n_shots(labels: torch.Tensor, n_shots: int | None, seed: int) -> torc
     picked = np.concatenate(chosen)
     rng.shuffle(picked)
     return torch.from_numpy(picked.astype(np.int64))
+
+
+def hold_out(labels: torch.Tensor, per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(held-out indices, remaining indices): ``per_class`` images of every class, seeded, sorted.
+
+    Drawn before the N-shot sample, from its own RNG stream (``seed`` + a constant), so a dense and a
+    compressed run with the same seed hold out the same images and then draw the same N shots from the
+    rest. Used to fit a temperature on labelled images that are neither trained on nor tested on.
+    """
+    labels_np = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
+    rng = np.random.RandomState(seed + 7919)
+    held = []
+    for c in np.unique(labels_np):
+        index = np.flatnonzero(labels_np == c)
+        if len(index) <= per_class:
+            raise ValueError(f"class {c} has {len(index)} training images: cannot hold out {per_class} and still "
+                             f"train on it; lower holdout or use a dataset with more images per class")
+        held.append(rng.permutation(index)[:per_class])
+    held_idx = np.sort(np.concatenate(held))
+    rest = np.setdiff1d(np.arange(len(labels_np)), held_idx)
+    return torch.from_numpy(held_idx.astype(np.int64)), torch.from_numpy(rest.astype(np.int64))

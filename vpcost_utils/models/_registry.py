@@ -82,11 +82,24 @@ def register(entry: ModelEntry) -> ModelEntry:
     return entry
 
 
+EXTERNAL_FORMS = ("timm:<name>", "torchvision:<arch>.<WEIGHTS>", "file:<path>?arch=<arch>")
+
+
 def get_entry(name: str) -> ModelEntry:
-    """The registry entry for ``name``; an unknown name lists close matches."""
-    if name not in _ENTRIES:
-        raise UnknownNameError("model", name, _ENTRIES)
-    return _ENTRIES[name]
+    """The registry entry for ``name``; an unknown name lists close matches.
+
+    ``timm:``, ``torchvision:`` and ``file:`` names are not stored here: ``external`` makes their
+    entry from the name itself (no weights read), so they work in any process.
+    """
+    if name in _ENTRIES:
+        return _ENTRIES[name]
+    if ":" in name:
+        from .external import external_entry
+
+        return external_entry(name)
+    err = UnknownNameError("model", name, _ENTRIES)
+    err.args = (f"{err.args[0]} Models outside the registry: {', '.join(EXTERNAL_FORMS)}.",)  # after the truncated list
+    raise err
 
 
 def list_models(pattern: str = "*") -> list[str]:

@@ -4,8 +4,10 @@ Every function returns a ``matplotlib.figure.Figure`` built without pyplot (no g
 is safe under Agg and papermill and leaks nothing across cells), never trains, and reads nothing
 but its arguments. Conventions shared by all figures:
 
-- Seeds: the line is the mean over seeds; the band is their min-max range (``spread="minmax"``) or
-  mean +- one standard deviation (``spread="std"``). A band is drawn only where 2+ seeds exist.
+- Seeds: the line is the mean over seeds; the band is the 95 % Student-t interval of that mean
+  (``spread="ci95"``, the default; the same ``intervals.t_interval`` the summary's paired gaps use),
+  or the seeds' min-max range (``"minmax"``), or mean +- one standard deviation (``"std"``).
+  A band is drawn only where 2+ seeds exist.
 - N-shot axes are categorical in the paper's order 1, 2, 5, 10, 20, 50, 100, full (``None``).
 - Accuracies are in percent; ECE, confidences and KL values are as the records store them.
 - A model's compression level is parsed from its registry name by ``compression_level``.

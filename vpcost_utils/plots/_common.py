@@ -156,25 +156,41 @@ def _prepare(df: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
 
 
 def seed_stats(df: pd.DataFrame, by: Sequence[str], metric: str) -> pd.DataFrame:
-    """Mean, min, max, std (ddof=1) and count of ``metric`` over the rows (seeds) of each ``by`` group."""
+    """Mean, min, max, std (ddof=1), count and the 95 % t-interval of the mean (``ci_low``, ``ci_high``)
+    of ``metric`` over the rows (seeds) of each ``by`` group; the interval is ``intervals.t_interval``."""
+    from ..intervals import t_interval
+
+    columns = [*by, "mean", "min", "max", "std", "count", "ci_low", "ci_high"]
     data = df.dropna(subset=[metric])
     if data.empty:
-        return pd.DataFrame(columns=[*by, "mean", "min", "max", "std", "count"])
+        return pd.DataFrame(columns=columns)
     grouped = data.groupby(list(by), sort=False)[metric]
-    return grouped.agg(["mean", "min", "max", "std", "count"]).reset_index()
+    stats = grouped.agg(["mean", "min", "max", "std", "count"])
+    bounds = grouped.apply(lambda v: t_interval(v.tolist())[1:])
+    stats["ci_low"] = [b[0] for b in bounds.loc[stats.index]]
+    stats["ci_high"] = [b[1] for b in bounds.loc[stats.index]]
+    return stats.reset_index()[columns]
+
+
+SPREADS = ("ci95", "minmax", "std")
 
 
 def _band(stats: pd.DataFrame, spread: str) -> tuple[np.ndarray, np.ndarray]:
+    mean = stats["mean"].to_numpy(float)
     if spread == "minmax":
         return stats["min"].to_numpy(float), stats["max"].to_numpy(float)
+    if spread == "ci95":
+        # one seed has no interval: the band collapses onto the mean rather than inventing a width
+        return (stats["ci_low"].fillna(stats["mean"]).to_numpy(float),
+                stats["ci_high"].fillna(stats["mean"]).to_numpy(float))
     std = stats["std"].fillna(0).to_numpy(float)
-    return stats["mean"].to_numpy(float) - std, stats["mean"].to_numpy(float) + std
+    return mean - std, mean + std
 
 
 def _draw_series(ax: Any, x: Sequence[float], stats: pd.DataFrame, *, label: str, color: Any, linestyle: str = "-",
-                 marker: str = "o", spread: str = "minmax") -> None:
-    if spread not in ("minmax", "std"):
-        raise UnknownNameError("spread", spread, ("minmax", "std"))
+                 marker: str = "o", spread: str = "ci95") -> None:
+    if spread not in SPREADS:
+        raise UnknownNameError("spread", spread, SPREADS)
     ax.plot(x, stats["mean"].to_numpy(float), linestyle=linestyle, marker=marker, markersize=4, color=color,
             label=label)
     if (stats["count"] > 1).any():

@@ -64,7 +64,7 @@ def _accuracy_panel(ax: Any, stats: pd.DataFrame, models: Sequence[str], methods
 
 
 def accuracy_vs_shots(df: pd.DataFrame, models: Sequence[str], datasets: str | Sequence[str],
-                      methods: str | Sequence[str] = ("ilm",), *, metric: str = "acc", spread: str = "minmax",
+                      methods: str | Sequence[str] = ("ilm",), *, metric: str = "acc", spread: str = "ci95",
                       ncols: int = 4, labels: Mapping[str, str] | None = None, title: str | None = None) -> Figure:
     """Test accuracy vs N-shot, one panel per dataset, one line per (model, method) (Figs 2-6, 18, 21-25).
 
@@ -161,7 +161,7 @@ def delta_heatmap(df: pd.DataFrame, dense: str, compressed: Sequence[str], datas
 
 def transfer_gap(df: pd.DataFrame, dense: str, compressed: Sequence[str], datasets: str | Sequence[str], *,
                  sparsest: str | None = None, curve_methods: Sequence[str] = ("ilm", "flm", "rlm"),
-                 heat_methods: Sequence[str] = ("ilm", "flm"), spread: str = "minmax", vlim: float | None = None
+                 heat_methods: Sequence[str] = ("ilm", "flm"), spread: str = "ci95", vlim: float | None = None
                  ) -> Figure:
     """Figs 15-16: per dataset a row of (accuracy vs N-shot, dense vs the sparsest level) + one Delta map per method."""
     datasets = _as_list(datasets)

@@ -82,7 +82,7 @@ def _compression_panel(ax: Any, data: pd.DataFrame, families: Mapping[str, Famil
 def stat_vs_compression(df: pd.DataFrame, families: Mapping[str, Family], datasets: str | Sequence[str],
                         metric: str | Sequence[str] = "ece", *, x: str = "sparsity",
                         methods: str | Sequence[str] | Mapping[str, Sequence[str]] = ("ilm",),
-                        n_shots: int | None = None, spread: str = "minmax", ncols: int = 4, title: str | None = None
+                        n_shots: int | None = None, spread: str = "ci95", ncols: int = 4, title: str | None = None
                         ) -> Figure:
     """A calibration statistic vs compression level, one panel per dataset, one line per (family, method).
 

@@ -254,12 +254,12 @@ def _curve_figure(records: Sequence[Mapping[str, Any]], xkey: str, ykey: str, yl
 
 
 def loss_curves(records: Sequence[Mapping[str, Any]], *, label_by: Callable[[Mapping[str, Any]], str] | None = None,
-                spread: str = "minmax") -> Figure:
+                spread: str = "ci95") -> Figure:
     """Fig. 20b (right): training loss per epoch, one line per model (seeds: mean and band)."""
     return _curve_figure(records, "epoch", "train_loss", "training loss", label_by, spread)
 
 
 def accuracy_curves(records: Sequence[Mapping[str, Any]], *,
-                    label_by: Callable[[Mapping[str, Any]], str] | None = None, spread: str = "minmax") -> Figure:
+                    label_by: Callable[[Mapping[str, Any]], str] | None = None, spread: str = "ci95") -> Figure:
     """Test accuracy at each evaluated epoch, one line per model (seeds: mean and band)."""
     return _curve_figure(records, "eval_epoch", "test_acc", "test accuracy (%)", label_by, spread)

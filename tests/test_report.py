@@ -1,0 +1,209 @@
+"""The hidden-cost report: temperature scaling, held-out images, paired intervals, and the command end to end."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from vpcost_utils import metrics, report
+from vpcost_utils.config import RunSpec
+from vpcost_utils.data.shots import hold_out
+from vpcost_utils.errors import SpecError
+from vpcost_utils.temperature import fit_temperature
+from vpcost_utils.train import load_data_with_holdout
+
+# --- temperature scaling ------------------------------------------------------------------------------------------
+
+def _calibrated_logits(n: int = 4000, k: int = 10, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels drawn from softmax(logits): calibrated by construction."""
+    g = torch.Generator().manual_seed(seed)
+    logits = 2.0 * torch.randn(n, k, generator=g)
+    labels = torch.multinomial(logits.softmax(1), 1, generator=g).squeeze(1)
+    return logits, labels
+
+
+def test_temperature_recovers_a_known_overconfidence_and_lowers_ece():
+    logits, labels = _calibrated_logits()
+    overconfident = 4.0 * logits  # the same predictions, four times too sharp
+    t = fit_temperature(overconfident, labels)
+    assert t == pytest.approx(4.0, rel=0.1)
+    before = metrics.ece(overconfident.softmax(1), labels)
+    after = metrics.ece((overconfident / t).softmax(1), labels)
+    assert before > 0.15 and after < 0.03 and after < before / 5
+
+
+def test_temperature_of_calibrated_logits_is_about_one():
+    logits, labels = _calibrated_logits(seed=1)
+    assert fit_temperature(logits, labels) == pytest.approx(1.0, rel=0.1)
+
+
+# --- held-out images ------------------------------------------------------------------------------------------------
+
+def test_hold_out_is_per_class_seeded_and_disjoint():
+    labels = torch.arange(4).repeat_interleave(30)
+    held, rest = hold_out(labels, 5, seed=3)
+    assert torch.bincount(labels[held]).tolist() == [5, 5, 5, 5]
+    assert set(held.tolist()).isdisjoint(rest.tolist()) and len(held) + len(rest) == 120
+    assert torch.equal(held, hold_out(labels, 5, seed=3)[0]) and not torch.equal(held, hold_out(labels, 5, seed=4)[0])
+    with pytest.raises(ValueError, match="cannot hold out 30"):
+        hold_out(labels, 30, seed=0)
+
+
+def test_run_with_holdout_trains_on_no_held_out_image():
+    spec = RunSpec("smallcnn/dense", "digits", n_shots=5, seed=1, holdout=8)
+    train, test, held = load_data_with_holdout(spec)
+    assert len(held) == 8 * held.num_classes and len(train) == 5 * train.num_classes
+    as_rows = lambda split: {bytes(img.numpy().tobytes()) for img in split.images}  # noqa: E731
+    assert as_rows(train).isdisjoint(as_rows(held))
+    # the same spec for another model holds out and trains on the very same images (pairing)
+    train2, _, held2 = load_data_with_holdout(spec.replace(model="smallcnn/prune-90"))
+    assert torch.equal(train.images, train2.images) and torch.equal(held.images, held2.images)
+    assert spec.replace(holdout=None).run_id != spec.run_id
+
+
+# --- paired intervals on a hand-made case ---------------------------------------------------------------------
+
+def _runs(dense: list[float], compressed: list[float], metric: str = "acc") -> pd.DataFrame:
+    rows = []
+    for model, values in (("a/dense", dense), ("a/small", compressed)):
+        for seed, v in enumerate(values):
+            rows.append({"run_id": f"{model}{seed}", "model": model, "dataset": "d", "method": "ilm", "n_shots": 10,
+                         "shots": "10", "seed": seed, metric: v})
+    return pd.DataFrame(rows)
+
+
+def test_paired_gap_is_the_t_interval_of_the_per_seed_differences():
+    config = report.ReportConfig("a/dense", ("a/small",), ("d",), shots=(10,), seeds=(0, 1, 2))
+    gaps = report.gap_table(_runs([50.0, 60.0, 70.0], [45.0, 52.0, 66.0]), config, "acc")
+    diffs = np.array([5.0, 8.0, 4.0])
+    half = stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / math.sqrt(3)
+    row = gaps.iloc[0]
+    assert row["gap"] == pytest.approx(diffs.mean())
+    assert (row["gap_low"], row["gap_high"]) == pytest.approx((diffs.mean() - half, diffs.mean() + half))
+    assert bool(row["beyond_noise"])  # the accuracies' own intervals overlap; the paired one excludes 0
+    acc = report.accuracy_table(_runs([50.0, 60.0, 70.0], [45.0, 52.0, 66.0]), config)
+    dense = acc[acc["model"] == "a/dense"].iloc[0]
+    assert dense["low"] < 54.33 < dense["high"]
+    ece = report.gap_table(_runs([0.1, 0.2, 0.3], [0.2, 0.3, 0.5], "ece"), config, "ece", compressed_minus_dense=True)
+    assert ece.iloc[0]["gap"] == pytest.approx(0.1333333) and ece.iloc[0]["gap_low"] < ece.iloc[0]["gap_high"]
+
+
+def test_verdict_names_a_cost_only_beyond_seed_noise():
+    config = report.ReportConfig("a/dense", ("a/small",), ("d",), shots=(10,), seeds=(0, 1, 2))
+    clear = report.gap_table(_runs([50.0, 60.0, 70.0], [45.0, 52.0, 66.0]), config, "acc")
+    noisy = report.gap_table(_runs([50.0, 60.0, 70.0], [55.0, 52.0, 72.0]), config, "acc")
+    no_ece = clear.iloc[:0]
+    assert "pays an accuracy cost" in report.verdicts(clear, no_ece, no_ece)[0]
+    assert "no accuracy gap beyond seed noise" in report.verdicts(noisy, no_ece, no_ece)[0]
+
+
+def test_shots_parse_and_bad_budgets_are_named():
+    assert report.parse_shots(["1", "10", "full"]) == (1, 10, None)
+    with pytest.raises(SpecError, match="'ten'"):
+        report.parse_shots(["ten"])
+
+
+# --- checks before training -------------------------------------------------------------------------------------
+
+def test_a_dataset_too_small_for_n_plus_holdout_fails_before_training():
+    with pytest.raises(SpecError, match=r"fewer than 40 training images.*--holdout"):
+        report.check_dataset("digits", (1, 20), holdout=20)
+
+
+def test_a_model_whose_output_is_not_logits_is_refused(monkeypatch):
+    from vpcost_utils import models
+    from vpcost_utils.models import _registry
+
+    real = _registry.create_model
+
+    def not_a_classifier(name, **kw):
+        model = real("smallcnn/dense", **kw)
+        model.module = torch.nn.Sequential(model.module, torch.nn.Unflatten(1, (10, 10)))
+        return model
+
+    monkeypatch.setattr(models, "create_model", not_a_classifier)
+    with pytest.raises(SpecError, match=r"not to \[2, 100\] class logits"):
+        report.check_model("smallcnn/dense")
+
+
+# --- end to end ---------------------------------------------------------------------------------------------------
+
+def test_report_command_end_to_end_on_the_smoke_models(tmp_path):
+    argv = ["--dense", "smallcnn/dense", "--compressed", "smallcnn/prune-90", "--datasets", "digits", "--shots", "2",
+            "--seeds", "2", "--epochs", "1", "--holdout", "5", "--max-test", "100", "--name", "r",
+            "--output-dir", str(tmp_path)]
+    assert report.main(argv) == 0
+    folder = tmp_path / "r"
+    for name in ("report.md", "report.html", "runs.csv", "summary.json", "figures/accuracy.png",
+                 "figures/reliability.png"):
+        assert (folder / name).stat().st_size > 100, name
+    summary = json.loads((folder / "summary.json").read_text())
+    records = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*.json")]
+    assert len(records) == 4 and all(r["data"]["n_holdout"] == 5 * 10 for r in records)
+    for model in ("smallcnn/dense", "smallcnn/prune-90"):
+        accs = [r["metrics"]["acc"] for r in records if r["spec"]["model"] == model]
+        row = next(a for a in summary["accuracy"] if a["model"] == model)
+        assert row["mean"] == pytest.approx(np.mean(accs)) and row["seeds"] == 2
+    by_seed = {(r["spec"]["model"], r["spec"]["seed"]): r["metrics"] for r in records}
+    gap = summary["accuracy_gaps"][0]
+    assert gap["gap"] == pytest.approx(np.mean([by_seed["smallcnn/dense", s]["acc"] - by_seed["smallcnn/prune-90", s]
+                                                ["acc"] for s in (0, 1)]))
+    cal = next(c for c in summary["calibration"] if c["model"] == "smallcnn/dense")
+    assert cal["ece_temp_scaled"] == pytest.approx(np.mean([by_seed["smallcnn/dense", s]["ece_temp_scaled"]
+                                                            for s in (0, 1)]))
+    html_text = (folder / "report.html").read_text()
+    assert html_text.count("data:image/png;base64,") == 4 and 'src="figures' not in html_text
+    assert "smallcnn/prune-90 on digits" in (folder / "report.md").read_text()
+    # a rerun trains nothing: every record is already in the store
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*.json")}
+    assert report.main(argv) == 0
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*.json")} == mtimes
+
+
+def test_report_command_reports_bad_input_without_a_traceback(tmp_path, capsys):
+    code = report.main(["--dense", "smallcnn/dense", "--compressed", "smallcnn/prune-90", "--datasets", "digits",
+                        "--shots", "30", "--output-dir", str(tmp_path)])
+    assert code == 2
+    assert "fewer than 50 training images" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_report_on_an_image_folder_the_test_writes(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 9), ("test", 6)):
+        for cls, colour in {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}.items():
+            (tmp_path / "leaves" / split / cls).mkdir(parents=True)
+            for i in range(n):
+                pixels = np.clip(np.array(colour) + rng.normal(0, 40, (24, 30, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(tmp_path / "leaves" / split / cls / f"{i}.png")
+    dataset = f"folder:{tmp_path / 'leaves'}?size=32"
+    out = tmp_path / "out"
+    argv = ["--dense", "smallcnn/dense", "--compressed", "smallcnn/w3a3", "--datasets", dataset, "--shots", "2", "5",
+            "--seeds", "2", "--epochs", "2", "--holdout", "3", "--name", "leaves", "--output-dir", str(out)]
+    assert report.main(argv) == 0
+    summary = json.loads((out / "leaves" / "summary.json").read_text())
+    assert summary["datasets"][dataset]["classes"] == 3 and summary["datasets"][dataset]["test_images"] == 18
+    records = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    assert len(records) == 8 and {r["data"]["n_holdout"] for r in records} == {9}
+    assert {r["data"]["n_train"] for r in records} == {6, 15} and {r["data"]["n_test"] for r in records} == {18}
+    assert {(g["shots"], g["pairs"]) for g in summary["accuracy_gaps"]} == {("2", 2), ("5", 2)}
+    # a folder with too few images for N + holdout is refused before anything trains
+    assert argv[8] == "5" and report.main([*argv[:8], "7", *argv[9:]]) == 2
+
+
+def test_report_panel_redraws_each_compressed_model_against_the_dense_one():
+    from vpcost_utils import explore
+
+    config = report.ReportConfig("a/dense", ("a/small",), ("d",), shots=(10,), seeds=(0, 1, 2))
+    runs = _runs([50.0, 60.0, 70.0], [45.0, 52.0, 66.0]).assign(ece=0.1, ece_temp_scaled=0.05)
+    panel = explore.report_panel(report.Report(config, runs, {}, {}), show=False)
+    assert panel.controls == {"dataset": ["d"], "compressed": ["a/small"], "metric": ["acc", "ece", "ece_temp_scaled"]}
+    fig = panel.redraw(dataset="d", compressed="a/small", metric="acc")
+    means = sorted(line.get_ydata()[0] for line in fig.axes[0].get_lines())
+    assert means == pytest.approx([54.333333, 60.0])
