@@ -31,11 +31,12 @@ from torch import nn
 from . import metrics
 from .config import RunSpec
 from .data import ImageSplit, load_split, sample_n_shots
-from .data.shots import largest_class
+from .data.shots import hold_out, largest_class
 from .errors import SpecError, UnknownNameError
 from .mapping import frequency_mapping, random_mapping
 from .models import SourceModel, create_model, get_entry
 from .prompts import ExpansivePrompt
+from .temperature import fit_temperature
 
 EVAL_BATCH = 256  # any size gives the same logits; the paper-compatible ECE re-batches by its own size
 
@@ -69,7 +70,11 @@ def train_one_epoch(backbone: nn.Module, prompt: ExpansivePrompt, mapping: torch
                     generator: torch.Generator, mixed: bool = True) -> tuple[float, float]:
     """One pass over the training subset; returns (mean loss, accuracy %)."""
     prompt.train()
-    total_loss, correct, seen = 0.0, 0, 0
+    # Running sums stay on the device (no host sync per step on a GPU); float64 keeps the loss sum what
+    # Python floats would give.
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
     for images, labels in batches(train, batch_size, device, generator):
         with _autocast(device, mixed):
             logits = backbone(prompt(images))[:, mapping].float()
@@ -77,10 +82,10 @@ def train_one_epoch(backbone: nn.Module, prompt: ExpansivePrompt, mapping: torch
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total_loss += float(loss.detach()) * len(labels)
-        correct += int((logits.argmax(1) == labels).sum())
+        total_loss += loss.detach().double() * len(labels)
+        correct += (logits.detach().argmax(1) == labels).sum()
         seen += len(labels)
-    return total_loss / seen, 100 * correct / seen
+    return float(total_loss) / seen, 100 * int(correct) / seen
 
 
 @torch.no_grad()
@@ -107,7 +112,7 @@ def _is_quantized(name: str, model: SourceModel) -> bool:
 
 
 def _check_shots(spec: RunSpec, train: ImageSplit) -> None:
-    if spec.n_shots is None:
+    if spec.n_shots is None or spec.oversized == "paper":  # "paper": all images of each class, at N's batch size
         return
     largest = largest_class(train.labels)
     if spec.n_shots > largest:
@@ -131,13 +136,66 @@ def fixed_test_subset(test: ImageSplit, max_test: int | None) -> ImageSplit:
 
 def load_data(spec: RunSpec, input_size: int | None = None) -> tuple[ImageSplit, ImageSplit]:
     """The N-shot training subset and the test split (all of it unless ``spec.max_test``)."""
+    train, test, _ = load_data_with_holdout(spec, input_size)
+    return train, test
+
+
+def load_data_with_holdout(spec: RunSpec, input_size: int | None = None
+                           ) -> tuple[ImageSplit, ImageSplit, ImageSplit | None]:
+    """(N-shot training subset, test split, held-out calibration images or None).
+
+    With ``spec.holdout`` the held-out images are taken from the training split first and the N shots are
+    drawn from the rest, so the temperature is fitted on images the prompt never trained on.
+    """
     train = load_split(spec.dataset, "train", size=input_size)
     test = fixed_test_subset(load_split(spec.dataset, "test", size=input_size), spec.max_test)
+    held = None
+    if spec.holdout is not None:
+        try:
+            held_idx, rest_idx = hold_out(train.labels, spec.holdout, spec.seed)
+        except ValueError as exc:
+            raise SpecError(f"{spec.dataset}: {exc}") from None
+        held, train = train.subset(held_idx), train.subset(rest_idx)
     _check_shots(spec, train)
     train = train.subset(sample_n_shots(train.labels, spec.n_shots, spec.seed))
     if spec.max_train is not None:
         train = train.subset(torch.arange(min(spec.max_train, len(train))))
-    return train, test
+    return train, test, held
+
+
+def _temperature_scaled(held_logits: torch.Tensor, held_labels: torch.Tensor, test_logits: torch.Tensor,
+                        test_labels: torch.Tensor) -> dict:
+    """The temperature fitted on the held-out images and the test statistics after dividing by it."""
+    t = fit_temperature(held_logits, held_labels)
+    scaled = test_logits.float() / t
+    probs = scaled.softmax(1)
+    return {"temperature": t, "ece_temp_scaled": metrics.ece(probs, test_labels),
+            "nll_temp_scaled": float(F.cross_entropy(scaled, test_labels)),
+            "reliability_temp_scaled": metrics.reliability(probs, test_labels),
+            "holdout_ece": metrics.ece(held_logits.float().softmax(1), held_labels)}
+
+
+def prepare_backbone(model: SourceModel, device: torch.device, *, quantized: bool, fold: bool | None = None
+                     ) -> tuple[nn.Module, dict]:
+    """The frozen backbone as the loop runs it, and what was done to it (recorded in every run's ``runtime``).
+
+    Runtime choices only, never a spec field: the same function to float rounding. BatchNorm is folded into
+    the conv before it (1.5x forward+backward for ResNet-18 on a 2-core CPU; ``VPCOST_FOLD_BN=0`` turns it
+    off), except in quantized backbones, where moving the affine map in front of a fake quantizer could flip
+    a code. channels_last: 1.4x for EfficientNet-Lite on a 2-core CPU (docs/benchmarks.md).
+    """
+    import os
+
+    from .models.fold import count_batchnorm, fold_batchnorm
+
+    if fold is None:
+        fold = os.environ.get("VPCOST_FOLD_BN", "1") not in ("0", "")
+    backbone = model.module
+    before = count_batchnorm(backbone)
+    if fold and not quantized and before:
+        backbone = fold_batchnorm(backbone)
+    backbone = backbone.to(device, memory_format=torch.channels_last)
+    return backbone, {"channels_last": True, "batchnorm_folded": before - count_batchnorm(backbone)}
 
 
 def run_vp(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool = True,
@@ -148,11 +206,9 @@ def run_vp(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool 
     device = torch.device(device)
     set_seed(spec.seed)
     model = model or create_model(spec.model, substitute=spec.substitute, device=device)
-    train, test = load_data(spec)
-    # channels_last: 1.4x faster forward+backward for EfficientNet-Lite on a 2-core CPU, same logits
-    # to float rounding (benchmarked in docs/benchmarks.md); a pure runtime choice, not in the spec.
-    backbone = model.module.to(device, memory_format=torch.channels_last)
+    train, test, held = load_data_with_holdout(spec)
     quantized = _is_quantized(spec.model, model)
+    backbone, runtime = prepare_backbone(model, device, quantized=quantized)
     canvas = spec.canvas or model.canvas_size
     prompt = ExpansivePrompt(canvas, train.input_size, model.mean, model.std).to(device)
     num_targets = train.num_classes
@@ -193,6 +249,9 @@ def run_vp(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool 
 
     paper_batch = 64 if spec.dataset == "oxford_pets" else 128  # the authors' test batch sizes
     summary = metrics.summarize(test_logits, test.labels, paper_batch_size=paper_batch)
+    if held is not None:
+        summary.update(_temperature_scaled(source_logits(backbone, prompt, held, device)[:, mapping.cpu()],
+                                           held.labels, test_logits, test.labels))
     best = int(np.argmax(curves["test_acc"]))
     summary.update(best_acc=curves["test_acc"][best], best_epoch=curves["eval_epoch"][best])
     source_names = model.class_names or [str(i) for i in range(model.num_classes)]
@@ -205,6 +264,7 @@ def run_vp(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool 
         "classes": train.classes,
         "model": model.provenance,
         "data": {"n_train": len(train), "n_test": len(test), "input_size": train.input_size,
-                 "canvas": canvas},
+                 "canvas": canvas, "n_holdout": len(held) if held is not None else 0},
+        "runtime": runtime,
         "_prompts": saved_prompts,
     }
