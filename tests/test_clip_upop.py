@@ -18,6 +18,7 @@ from vpcost_utils.models.clip_models import (
     strip_training_state,
     structured_prune,
 )
+from vpcost_utils.rehearsal.fakes import upop_file  # UPop's published checkpoint layout
 
 # The OpenAI / UPop names of one residual block (nn.MultiheadAttention + c_fc / c_proj MLP).
 BLOCK_KEYS = {"attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight", "attn.out_proj.bias", "ln_1.weight",
@@ -35,20 +36,6 @@ def dense_tiny(seed: int = 0) -> ClipModel:
            "vocab_size": 30, "text_width": 64, "vision_blocks": [(128, 512)] * 2, "text_blocks": [(64, 256)] * 2,
            "vision_layers": 2, "text_layers": 2}
     return ClipModel(cfg).eval()
-
-
-def upop_file(model: ClipModel) -> dict:
-    """A checkpoint as UPop saves it: {"model": weights + momentum copies of both towers + queues}."""
-    sd = dict(model.state_dict())
-    for k, v in model.state_dict().items():
-        for prefix in ("visual.", "transformer.", "token_embedding.", "ln_final."):
-            if k.startswith(prefix):
-                sd[prefix[:-1] + "_m." + k[len(prefix):]] = v.clone()
-    sd["text_projection_m"] = model.text_projection.detach().clone()
-    sd["positional_embedding_m"] = model.positional_embedding.detach().clone()
-    sd["image_queue"], sd["text_queue"] = torch.randn(32, 64), torch.randn(32, 64)
-    sd["idx_queue"], sd["ptr_queue"] = torch.full((1, 64), -100), torch.zeros(1, dtype=torch.long)
-    return {"model": sd}
 
 
 def test_state_dict_uses_the_openai_key_layout():

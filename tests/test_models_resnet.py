@@ -9,8 +9,6 @@ names, a fifth of the weights, so the suite stays fast on a shared CPU.
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import torch
 import torchvision
@@ -22,6 +20,7 @@ from vpcost_utils.models import create_model, get_entry, resnet
 from vpcost_utils.models._checkpoints import sha256_of
 from vpcost_utils.models.imagenet import imagenet_classes
 from vpcost_utils.models.prune import counted_layers, magnitude_prune, zero_counts
+from vpcost_utils.rehearsal.fakes import to_ist, to_lottery_ticket, to_resnet_tf, to_sparseml  # published layouts
 
 X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 
@@ -74,74 +73,6 @@ def out(module: nn.Module) -> torch.Tensor:
     # the two images must give different logits, or an output comparison proves nothing
     assert (logits[0] - logits[1]).abs().max() > 1e-2 * logits.abs().max()
     return logits
-
-
-def hidden_garbage(v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Dense values where the mask is 0: a loader that forgets the mask gives different outputs."""
-    return torch.where(mask.bool(), v, torch.randn_like(v) + 1.0)
-
-
-# -------------------------------------------------------------------------------- layout writers (tests only)
-
-
-def to_sparseml(sd: dict) -> dict:
-    rules = [
-        (r"^conv1\.", "input.conv."), (r"^bn1\.", "input.bn."),
-        (r"^layer(\d)\.(\d+)\.downsample\.0\.", lambda m: f"sections.{int(m[1]) - 1}.{m[2]}.identity.conv."),
-        (r"^layer(\d)\.(\d+)\.downsample\.1\.", lambda m: f"sections.{int(m[1]) - 1}.{m[2]}.identity.bn."),
-        (r"^layer(\d)\.(\d+)\.", lambda m: f"sections.{int(m[1]) - 1}.{m[2]}."), (r"^fc\.", "classifier.fc."),
-    ]
-    out_sd = {}
-    for key, value in sd.items():
-        for pattern, repl in rules:
-            key, n = re.subn(pattern, repl, key)
-            if n:
-                break
-        out_sd[key] = value
-    return {"epoch": 99, "arch_key": "resnet18", "state_dict": out_sd}
-
-
-def to_ist(module: nn.Module, prefix: str = "module.") -> dict:
-    wrapped = {n for n, m in module.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
-    sd = {}
-    for key, value in module.state_dict().items():
-        layer, _, kind = key.rpartition(".")
-        if layer in wrapped:
-            mask = (value != 0).float() if kind == "weight" else torch.ones_like(value)
-            sd[f"{prefix}{layer}._layer.{kind}"] = hidden_garbage(value, mask)
-            sd[f"{prefix}{layer}._{kind}_mask"] = mask
-        else:
-            sd[prefix + key] = value
-    return {"model_config": {"arch": "resnet50", "dataset": "imagenet"}, "model_state_dict": sd}
-
-
-def to_resnet_tf(module: nn.Module) -> dict:
-    rules = [
-        (r"^conv1\.", "initial_conv.conv."), (r"^bn1\.", "initial_conv.bn."),
-        (r"^(layer\d)\.(\d+)\.conv(\d)\.", r"\1.block.\2.conv\3.conv."),
-        (r"^(layer\d)\.(\d+)\.bn(\d)\.", r"\1.block.\2.conv\3.bn."),
-        (r"^(layer\d)\.(\d+)\.downsample\.0\.", r"\1.block.\2.shortcut.conv."),
-        (r"^(layer\d)\.(\d+)\.downsample\.1\.", r"\1.block.\2.shortcut.bn."),
-    ]
-    sd = {}
-    for key, value in module.state_dict().items():
-        for pattern, repl in rules:
-            key, n = re.subn(pattern, repl, key)
-            if n:
-                break
-        sd[key] = value
-    return {"model_config": {"arch": "resnet50_rigl", "dataset": "imagenet"}, "model_state_dict": sd}
-
-
-def to_lottery_ticket(module: nn.Module) -> tuple[dict, dict]:
-    weights, masks = {}, {}
-    convs = {n for n, m in module.named_modules() if isinstance(m, nn.Conv2d)}
-    for key, value in module.state_dict().items():
-        if key.rpartition(".")[0] in convs:
-            masks["model." + key] = (value != 0).float()
-            value = hidden_garbage(value, masks["model." + key])
-        weights["model." + key] = value
-    return weights, masks
 
 
 # ----------------------------------------------------------------------------------------------- fixtures

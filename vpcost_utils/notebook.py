@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import profiles
+from . import profiles, rehearsal
 from ._io import atomic_write_bytes
 from .config import RunSpec
 from .errors import MissingFileError, SpecError, VpcostError
@@ -71,6 +71,9 @@ class Section:
         """Save a matplotlib figure as PNG and PDF under figures/; returns the PNG path."""
         import io
 
+        if rehearsal.active():  # random weights and fake data: the figure itself must say so
+            fig.text(0.5, 0.5, "REHEARSAL\nnot a result", ha="center", va="center", fontsize=28, color="red",
+                     alpha=0.35, rotation=30, transform=fig.transFigure)
         png = None
         for fmt in ("png", "pdf"):
             buffer = io.BytesIO()
@@ -206,7 +209,8 @@ def preflight(specs: list[RunSpec]) -> None:
 
 
 def drop_oversized_shots(specs: list[RunSpec]) -> list[RunSpec]:
-    """Remove N-shot runs whose N exceeds every class of the dataset (they equal the full-data run)."""
+    """Remove N-shot runs whose N exceeds every class of the dataset (they equal the full-data run but for the
+    batch size), unless the spec asks to run them as the paper did (``oversized="paper"``)."""
     from .data import load_split
     from .data.shots import largest_class
 
@@ -216,7 +220,7 @@ def drop_oversized_shots(specs: list[RunSpec]) -> list[RunSpec]:
         if spec.n_shots is not None and spec.task in ("vp", "clip"):
             if spec.dataset not in largest:
                 largest[spec.dataset] = largest_class(load_split(spec.dataset, "train").labels)
-            if spec.n_shots > largest[spec.dataset]:
+            if spec.n_shots > largest[spec.dataset] and spec.oversized != "paper":
                 print(f"note: {spec.dataset} has at most {largest[spec.dataset]} training images per class; "
                       f"N={spec.n_shots} is the full-data run and is skipped")
                 continue

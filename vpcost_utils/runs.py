@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from . import rehearsal
 from .config import RunSpec
 from .store import ResultStore
 
@@ -67,7 +68,10 @@ def execute(spec: RunSpec, *, device: str | torch.device | None = None, progress
         body = run_crossmodal(spec, device=device, progress=progress)
     env = environment(device)
     env.update(wall_time_s=round(time.time() - start, 3), finished=datetime.now(timezone.utc).isoformat())
-    return {"run_id": spec.run_id, "spec": spec.to_dict(), **body, "env": env}
+    record = {"run_id": spec.run_id, "spec": spec.to_dict(), **body, "env": env}
+    if rehearsal.active():  # random weights and fake data: never to be read as a result
+        record["rehearsal"] = True
+    return record
 
 
 def run(spec: RunSpec, store: ResultStore | None = None, *, device: str | torch.device | None = None,

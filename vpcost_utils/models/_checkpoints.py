@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .. import paths
+from .. import paths, rehearsal
 from ..errors import CheckpointError, MissingFileError
 from ..fetch import offline, sha256_of  # noqa: F401  (sha256_of re-exported for the family loaders)
 from ._registry import ModelEntry
@@ -37,7 +37,8 @@ def resolve_checkpoint(entry: ModelEntry, filename: str | None = None) -> Path:
             raise MissingFileError(f"checkpoint of {entry.name}", filename, entry.source, str(folder)) from exc
     if not path.exists():
         raise MissingFileError(f"checkpoint of {entry.name}", filename, entry.source or "its authors", str(folder))
-    if entry.sha256 and sha256_of(path) != entry.sha256:
+    # a rehearsal's fake files cannot have the real hash; every other check still runs
+    if entry.sha256 and not rehearsal.active() and sha256_of(path) != entry.sha256:
         raise CheckpointError(f"{path} does not have the sha256 the registry expects for {entry.name} "
                               f"({entry.sha256}); the file is corrupt or a different release: delete it and fetch "
                               f"it again from {entry.source}")
