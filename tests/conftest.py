@@ -20,3 +20,15 @@ def isolated_home(tmp_path, monkeypatch):
     """A fresh, empty VPCOST_HOME for tests that must not see the shared cache."""
     monkeypatch.setenv("VPCOST_HOME", str(tmp_path))
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of many tiny ops: on a shared 2-core machine, OpenMP thread hand-offs
+    cost more than the arithmetic (about 3x here). Use with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

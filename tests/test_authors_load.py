@@ -7,8 +7,6 @@ the fork's ``load_state_dict(strict=False)`` into torchvision must then load not
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import torch
 import torchvision
@@ -17,21 +15,9 @@ from torchvision.models.resnet import Bottleneck, ResNet
 
 from vpcost_utils import paths
 from vpcost_utils.models import authors, get_entry, resnet
+from vpcost_utils.rehearsal import fakes
 
-SPARSEML_RULES = [
-    (r"^conv1\.", "input.conv."), (r"^bn1\.", "input.bn."),
-    (r"^layer(\d)\.(\d+)\.downsample\.0\.", lambda m: f"sections.{int(m[1]) - 1}.{m[2]}.identity.conv."),
-    (r"^layer(\d)\.(\d+)\.downsample\.1\.", lambda m: f"sections.{int(m[1]) - 1}.{m[2]}.identity.bn."),
-    (r"^layer(\d)\.(\d+)\.", lambda m: f"sections.{int(m[1]) - 1}.{m[2]}."), (r"^fc\.", "classifier.fc."),
-]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
@@ -51,17 +37,6 @@ def pruned_resnet18(seed: int = 0) -> nn.Module:
     return model.eval()
 
 
-def sparseml_names(sd: dict) -> dict:
-    out = {}
-    for key, value in sd.items():
-        for pattern, repl in SPARSEML_RULES:
-            key, n = re.subn(pattern, repl, key)
-            if n:
-                break
-        out[key] = value
-    return out
-
-
 def save_gmp(home, state_dict: dict) -> None:
     path = home / get_entry("resnet18/gmp").filename
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +45,7 @@ def save_gmp(home, state_dict: dict) -> None:
 
 def test_sparseml_named_file_loads_nothing_into_torchvision(home):
     saved = pruned_resnet18()
-    save_gmp(home, sparseml_names(saved.state_dict()))
+    save_gmp(home, fakes.to_sparseml(saved.state_dict())["state_dict"])
     result = authors.authors_load("resnet18/gmp")
     r = result.report
     n = len(saved.state_dict())

@@ -16,13 +16,7 @@ from vpcost_utils.models.quantize import (
     synthetic_calibration,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # many tiny ops: thread hand-offs would dominate on a shared 2-core machine
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_cnn(seed: int = 0) -> nn.Module:

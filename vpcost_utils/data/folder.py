@@ -33,7 +33,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..errors import DatasetFileError, DatasetLayoutError, SpecError, check_choice
+from ..errors import DatasetFileError, DatasetLayoutError, SpecError
+from ..names import split_options
 from .base import DatasetInfo, ImageSplit
 from .cache import cached_split, decode_images
 from .splits import stratified_split
@@ -96,13 +97,7 @@ class FolderSource:
 
 
 def _parse(name: str) -> tuple[Path, dict[str, str]]:
-    body, _, query = name.partition("?")
-    options: dict[str, str] = {}
-    for part in filter(None, query.split("&")):
-        key, eq, value = part.partition("=")
-        if not eq or not value:
-            raise SpecError(f"{name!r}: option {part!r} is not key=value; known keys: {', '.join(OPTIONS)}")
-        options[check_choice("folder: option", key, OPTIONS)] = value
+    body, options = split_options(name, OPTIONS)
     path = body.removeprefix(PREFIX)
     if not path:
         raise SpecError(f"{name!r} names no folder: write folder:<path>")

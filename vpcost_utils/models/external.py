@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, MissingFileError, ModelOutputError, SpecError, UnknownNameError, check_choice
+from ..names import split_options
 from ._checkpoints import load_file, offline, sha256_of
 from ._registry import _ENTRIES, IMAGENET_MEAN, IMAGENET_STD, ModelEntry, SourceModel, freeze
 from .imagenet import imagenet_classes
@@ -72,19 +73,6 @@ def external_entry(name: str) -> ModelEntry:
     if name.startswith("file:"):
         return _file_entry(name)
     raise UnknownNameError("model source", name.split(":", 1)[0] + ":", PREFIXES)
-
-
-def _split_options(name: str, known: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """``"file:x.pt?arch=resnet18&num_classes=10"`` -> ``("file:x.pt", {"arch": ..., "num_classes": ...})``."""
-    body, _, query = name.partition("?")
-    options: dict[str, str] = {}
-    for part in filter(None, query.split("&")):
-        key, eq, value = part.partition("=")
-        if not eq or not value:
-            raise SpecError(f"{name!r}: option {part!r} is not key=value; known keys: {', '.join(known)}")
-        check_choice(f"{body.split(':', 1)[0]}: option", key, known)
-        options[key] = value
-    return body, options
 
 
 def _positive_int(name: str, key: str, value: str) -> int:
@@ -398,7 +386,7 @@ def resolve_arch(arch: str) -> Architecture:
 
 
 def _parse_file_name(name: str) -> tuple[Path, dict[str, str]]:
-    body, options = _split_options(name, FILE_OPTIONS)
+    body, options = split_options(name, FILE_OPTIONS)
     path = body.removeprefix("file:")
     if not path:
         raise SpecError(f"{name!r} names no file: write file:<path>?arch=<arch>")
