@@ -12,7 +12,7 @@ from scipy import stats
 from vpcost_utils import metrics, report
 from vpcost_utils.config import RunSpec
 from vpcost_utils.data.shots import hold_out
-from vpcost_utils.errors import SpecError
+from vpcost_utils.errors import ModelOutputError, SpecError
 from vpcost_utils.temperature import fit_temperature
 from vpcost_utils.train import load_data_with_holdout
 
@@ -126,7 +126,7 @@ def test_a_model_whose_output_is_not_logits_is_refused(monkeypatch):
         return model
 
     monkeypatch.setattr(models, "create_model", not_a_classifier)
-    with pytest.raises(SpecError, match=r"not to \[2, 100\] class logits"):
+    with pytest.raises(ModelOutputError, match=r"output shape \(2, 10, 10\) .* must give \(2, 100\)"):
         report.check_model("smallcnn/dense")
 
 

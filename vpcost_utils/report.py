@@ -114,21 +114,15 @@ def parse_shots(values: Sequence[str | int | None]) -> tuple[int | None, ...]:
 # --- checks before any training ---------------------------------------------------------------------------------
 
 def check_model(name: str, *, substitute: bool = False, canvas: int | None = None) -> dict[str, Any]:
-    """Build ``name`` and push one batch through it; its output must be ``[B, num_classes]`` logits."""
-    import torch
-
+    """Build ``name`` and check at the report's canvas that it maps images to ``[B, num_classes]`` logits
+    (``models.external.check_output``, the check every outside model already passes at its own size)."""
     from .models import create_model
+    from .models.external import check_output
 
     model = create_model(name, substitute=substitute)
-    size = canvas or model.canvas_size
-    with torch.no_grad():
-        out = model.module(torch.zeros(2, 3, size, size))
-    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape != (2, model.num_classes):
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise SpecError(f"model {name!r} maps a [2, 3, {size}, {size}] batch to {shape}, not to [2, "
-                        f"{model.num_classes}] class logits; visual prompting needs a classifier's logits. "
-                        f"Wrap it so forward() returns logits, or declare its number of classes when registering it")
-    return dict(model.provenance, canvas=size, num_classes=model.num_classes)
+    model.canvas_size = canvas or model.canvas_size
+    check_output(model)
+    return dict(model.provenance, canvas=model.canvas_size, num_classes=model.num_classes)
 
 
 def check_dataset(name: str, shots: Sequence[int | None], holdout: int) -> dict[str, Any]:
