@@ -27,6 +27,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -263,7 +264,8 @@ def _calibration_sentence(ece_gaps: pd.DataFrame, ece_ts_gaps: pd.DataFrame, dat
 
 @dataclass
 class Report:
-    """Everything one report holds; ``write`` renders it to Markdown and HTML."""
+    """Everything one report holds; ``write`` renders it to Markdown and HTML. The tables are computed once,
+    on first use, from ``runs`` (which a report never changes)."""
 
     config: ReportConfig
     runs: pd.DataFrame  # one row per finished run
@@ -272,19 +274,19 @@ class Report:
     failures: list[dict[str, Any]] = field(default_factory=list)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # run_id -> record
 
-    @property
+    @cached_property
     def accuracy(self) -> pd.DataFrame:
         return accuracy_table(self.runs, self.config, "acc")
 
-    @property
+    @cached_property
     def acc_gaps(self) -> pd.DataFrame:
         return gap_table(self.runs, self.config, "acc")
 
-    @property
+    @cached_property
     def ece_gaps(self) -> pd.DataFrame:
         return gap_table(self.runs, self.config, "ece", compressed_minus_dense=True)
 
-    @property
+    @cached_property
     def ece_ts_gaps(self) -> pd.DataFrame:
         return gap_table(self.runs, self.config, "ece_temp_scaled", compressed_minus_dense=True)
 
@@ -309,13 +311,8 @@ class Report:
                                                 "(mean and 95 % t-interval over seeds)"),
             "accuracy_gap": gap_figure(self.acc_gaps, list(self.config.datasets), "dense minus compressed accuracy "
                                        "(points)"),
-            "ece_gap": gap_figure(self.ece_gaps.assign(gap=100 * self.ece_gaps["gap"],
-                                                       gap_low=100 * self.ece_gaps["gap_low"],
-                                                       gap_high=100 * self.ece_gaps["gap_high"]),
-                                  list(self.config.datasets), "compressed minus dense ECE (points)",
-                                  after=self.ece_ts_gaps.assign(gap=100 * self.ece_ts_gaps["gap"],
-                                                                gap_low=100 * self.ece_ts_gaps["gap_low"],
-                                                                gap_high=100 * self.ece_ts_gaps["gap_high"])),
+            "ece_gap": gap_figure(_in_points(self.ece_gaps), list(self.config.datasets),
+                                  "compressed minus dense ECE (points)", after=_in_points(self.ece_ts_gaps)),
         }
         reliability = self._reliability_records()
         if reliability:
@@ -355,7 +352,7 @@ class Report:
         for name, data in pngs.items():
             paths[f"fig_{name}"] = folder / "figures" / f"{name}.png"
             atomic_write_bytes(paths[f"fig_{name}"], data)
-        blocks = self._blocks()
+        blocks = self._blocks(set(pngs))
         paths["markdown"] = folder / "report.md"
         atomic_write_bytes(paths["markdown"], _markdown(blocks).encode())
         paths["html"] = folder / "report.html"
@@ -373,7 +370,7 @@ class Report:
         atomic_write_bytes(paths["summary"], json.dumps(summary, indent=1, default=_json_default).encode())
         return paths
 
-    def _blocks(self) -> list[tuple[str, Any]]:
+    def _blocks(self, figures: set[str]) -> list[tuple[str, Any]]:
         c = self.config
         shots = ", ".join("full" if n is None else str(n) for n in c.shots)
         env = next(iter(self.records.values()), {}).get("env", {})
@@ -399,7 +396,7 @@ class Report:
             ("p", "Positive: the compressed model transfers worse. A gap is beyond seed noise when its 95 % interval "
                   "excludes zero; with one seed there is no interval."),
             ("fig", "accuracy_gap"),
-            ("table", _fmt_gaps(self.acc_gaps, 1, 1.0)),
+            ("table", _fmt_gaps(self.acc_gaps)),
             ("h2", "Calibration and temperature scaling"),
             ("p", "ECE: 15 equal-width confidence bins of the softmax over the K mapped logits, in points (x100). "
                   "Temperature scaling divides the mapped logits by one T per run, fitted by NLL on the held-out "
@@ -407,11 +404,11 @@ class Report:
             ("fig", "ece_gap"),
             ("table", _fmt_calibration(self.calibration())),
             ("p", "ECE gap (compressed minus dense) before temperature scaling:"),
-            ("table", _fmt_gaps(self.ece_gaps, 1, 100.0)),
+            ("table", _fmt_gaps(_in_points(self.ece_gaps))),
             ("p", "and after:"),
-            ("table", _fmt_gaps(self.ece_ts_gaps, 1, 100.0)),
+            ("table", _fmt_gaps(_in_points(self.ece_ts_gaps))),
         ]
-        if "reliability" in {name for name in self._figure_names()}:
+        if "reliability" in figures:
             b += [("h3", "Reliability diagrams"), ("fig", "reliability")]
         b += [("h2", "Models"), ("table", _provenance_table(self.models)),
               ("h2", "Datasets"), ("table", pd.DataFrame([{"dataset": k, **v} for k, v in self.datasets.items()]))]
@@ -422,8 +419,10 @@ class Report:
                                           for f in self.failures]))]
         return b
 
-    def _figure_names(self) -> list[str]:
-        return ["accuracy", "accuracy_gap", "ece_gap"] + (["reliability"] if self._reliability_records() else [])
+
+def _in_points(gaps: pd.DataFrame) -> pd.DataFrame:
+    """An ECE gap table (fractions) in points, as the report shows ECE."""
+    return gaps.assign(**{c: 100 * gaps[c] for c in ("gap", "gap_low", "gap_high")})
 
 
 def _json_default(value: Any) -> Any:
@@ -447,10 +446,10 @@ def _fmt_intervals(table: pd.DataFrame, what: str) -> pd.DataFrame:
                                                     for r in table.itertuples()]})
 
 
-def _fmt_gaps(gaps: pd.DataFrame, digits: int, scale: float) -> pd.DataFrame:
+def _fmt_gaps(gaps: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"dataset": gaps["dataset"], "N": gaps["shots"], "compressed": gaps["model"],
                          "pairs": gaps["pairs"],
-                         "gap [95 % CI]": [_interval_text(scale * r.gap, scale * r.gap_low, scale * r.gap_high, digits)
+                         "gap [95 % CI]": [_interval_text(r.gap, r.gap_low, r.gap_high)
                                            for r in gaps.itertuples()],
                          "beyond seed noise": ["yes" if b else "no" for b in gaps["beyond_noise"]]})
 
