@@ -19,7 +19,15 @@ from torch import nn
 from vpcost_utils import paths
 from vpcost_utils.config import RunSpec
 from vpcost_utils.errors import CheckpointError, MissingFileError, ModelOutputError, SpecError, UnknownNameError
-from vpcost_utils.models import check_model, create_model, external, get_entry, register_module, unregister_module
+from vpcost_utils.models import (
+    check_model,
+    create_model,
+    external,
+    get_entry,
+    register_module,
+    resnet,
+    unregister_module,
+)
 from vpcost_utils.runs import run
 from vpcost_utils.store import ResultStore
 
@@ -171,12 +179,12 @@ def test_torchvision_offline_error_and_config_plumbing(monkeypatch, tmp_path):
     net = torchvision.models.mobilenet_v3_small(weights=None).eval()
     path = tmp_path / "mobilenet_v3_small-047dcff4.pth"  # not the real file: its hash prefix must be refused
     torch.save(net.state_dict(), path)
-    monkeypatch.setattr(external, "_hub_file", lambda url, what: path)
+    monkeypatch.setattr(resnet, "fetch_hub_weights", lambda url, what: path)
     with pytest.raises(CheckpointError, match="corrupt"):
         create_model("torchvision:mobilenet_v3_small.IMAGENET1K_V1")
     fake = tmp_path / "mobilenet_v3_small.pth"  # a name without a hash prefix skips that check
     path.rename(fake)
-    monkeypatch.setattr(external, "_hub_file", lambda url, what: fake)
+    monkeypatch.setattr(resnet, "fetch_hub_weights", lambda url, what: fake)
     model = create_model("torchvision:mobilenet_v3_small")  # DEFAULT, recorded as the member it is
     x = torch.randn(2, 3, 224, 224)
     assert torch.equal(model.module(x), net(x))

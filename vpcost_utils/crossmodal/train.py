@@ -59,6 +59,11 @@ class Reprogrammed:
                           for i in range(0, len(tokens), EVAL_BATCH)])
 
 
+def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of ``module``'s state that later steps cannot change."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
 class PaperSelection:
     """The reference's checkpoint selection: quick validations on shuffled test examples, best kept."""
 
@@ -81,12 +86,12 @@ class PaperSelection:
         self.accs.append(acc)
         if acc >= self.best_acc:  # the reference's ">=": a later checkpoint wins a tie
             self.best_acc, self.best_step = acc, step
-            self.best_state = {k: v.detach().clone() for k, v in model.reprogrammer.state_dict().items()}
+            self.best_state = _snapshot(model.reprogrammer)
 
     @torch.no_grad()
     def best_logits(self, model: Reprogrammed, device: torch.device) -> torch.Tensor:
         """Full-test logits of the selected checkpoint; the reprogrammer is restored afterwards."""
-        current = {k: v.detach().clone() for k, v in model.reprogrammer.state_dict().items()}
+        current = _snapshot(model.reprogrammer)
         model.reprogrammer.load_state_dict(self.best_state)
         try:
             return model.all_logits(self.test.tokens, device)

@@ -230,7 +230,9 @@ def _timm_weights(cfg: Any, what: str) -> Path:
         names = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
         return _hf_file(cfg.hf_hub_id, names, what)
     if cfg.url:
-        return _hub_file(cfg.url, what)
+        from .resnet import fetch_hub_weights
+
+        return fetch_hub_weights(cfg.url, f"pretrained weights of {what}")
     raise MissingFileError(f"pretrained weights of {what}", "a weights file", "nowhere: timm lists no weights for "
                            "this tag; pick a tag from timm.list_pretrained()", "the Hugging Face cache")
 
@@ -277,15 +279,8 @@ def _torchvision_entry(name: str) -> ModelEntry:
                   license="BSD-3-Clause (torchvision); see the weights' recipe for the data's terms")
 
 
-def _hub_file(url: str, what: str) -> Path:
-    """A weights file from the torch hub cache (or the checkpoints folder), downloaded there unless offline."""
-    from .resnet import fetch_hub_weights
-
-    return fetch_hub_weights(url, f"pretrained weights of {what}")
-
-
-def _tv_io(weights: Any) -> dict[str, Any]:
-    t = weights.transforms()
+def _tv_io(weights: Any, t: Any = None) -> dict[str, Any]:
+    t = t or weights.transforms()
     return {"canvas": int(t.crop_size[0]), "mean": tuple(t.mean), "std": tuple(t.std),
             "num_classes": len(weights.meta["categories"])}
 
@@ -294,23 +289,18 @@ def load_torchvision(entry: ModelEntry, *, spec: str) -> SourceModel:
     """torchvision weights from the torch hub cache, strictly loaded into the architecture built without them."""
     import torchvision
 
-    from .resnet import _hash_prefix, strict_load
+    from .resnet import strict_load, verified_hub_weights
 
     arch, weights = _tv_weights(spec)
-    path = _hub_file(weights.url, entry.name)
-    sha = sha256_of(path)
-    prefix = _hash_prefix(path.name)  # torchvision file names carry the first hex digits of their sha256
-    if prefix and not sha.startswith(prefix):
-        raise CheckpointError(f"{entry.name}: {path} has sha256 {sha[:12]}..., not the {prefix}... its name promises; "
-                              f"the file is corrupt: delete it and fetch it again from {weights.url}")
-    io = _tv_io(weights)
+    path, sha = verified_hub_weights(weights.url, f"pretrained weights of {entry.name}", entry.name)
+    transforms = weights.transforms()
+    io = _tv_io(weights, transforms)
     module = torchvision.models.get_model(arch, weights=None, num_classes=io["num_classes"])
     strict_load(module, load_file(path), entry.name, path)
     categories = list(weights.meta["categories"])
     return _finish(entry.name, module, **io, class_names=categories, provenance={
         "source": "torchvision", "weights": f"{type(weights).__name__}.{weights.name}", "source_file": str(path),
-        "sha256": sha, "eval_resize": weights.transforms().resize_size[0],
-        "interpolation": weights.transforms().interpolation.value})
+        "sha256": sha, "eval_resize": transforms.resize_size[0], "interpolation": transforms.interpolation.value})
 
 
 # -------------------------------------------------------------------------------------------------- file

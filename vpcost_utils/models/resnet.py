@@ -188,15 +188,22 @@ def fetch_hub_weights(url: str, what: str) -> Path:
     return path
 
 
-def load_dense(entry: ModelEntry) -> SourceModel:
-    """Dense torchvision weights (the file torchvision's own enum downloads), hash- and strict-checked."""
-    weights = _tv_weights(entry.name)
-    path = fetch_hub_weights(weights.url, f"torchvision weights of {entry.name}")
+def verified_hub_weights(url: str, what: str, owner: str) -> tuple[Path, str]:
+    """``fetch_hub_weights``, then the file's sha256 checked against the prefix its name carries (torchvision's
+    convention; a file already on disk was never checked by the download); returns (path, sha256)."""
+    path = fetch_hub_weights(url, what)
     sha = sha256_of(path)
     prefix = _hash_prefix(path.name)
     if prefix and not sha.startswith(prefix) and not rehearsal.active():  # fake weights in a rehearsal
-        raise CheckpointError(f"{entry.name}: {path} has sha256 {sha[:12]}..., not the {prefix}... its name promises; "
-                              f"the file is corrupt: delete it and fetch it again from {weights.url}")
+        raise CheckpointError(f"{owner}: {path} has sha256 {sha[:12]}..., not the {prefix}... its name promises; "
+                              f"the file is corrupt: delete it and fetch it again from {url}")
+    return path, sha
+
+
+def load_dense(entry: ModelEntry) -> SourceModel:
+    """Dense torchvision weights (the file torchvision's own enum downloads), hash- and strict-checked."""
+    weights = _tv_weights(entry.name)
+    path, sha = verified_hub_weights(weights.url, f"torchvision weights of {entry.name}", entry.name)
     module = build_torchvision(entry.arch)
     strict_load(module, load_file(path), entry.name, path)
     resize = weights.transforms().resize_size[0]

@@ -31,7 +31,7 @@ from torch import nn
 from ..errors import CheckpointError, MissingFileError
 from ._checkpoints import load_file, offline, resolve_checkpoint
 from ._registry import ModelEntry, SourceModel, register
-from .lsq import LsqAct, LsqConv2d, LsqLinear, _VvtqState, vvtq_quantizers
+from .lsq import LsqAct, LsqConv2d, LsqLinear, vvtq_quantizers
 
 __all__ = ["ARCH_CONFIGS", "DeitConfig", "QuantDeiT", "QuantSwin", "SwinConfig", "build_vvtq", "timm_to_vvtq"]
 
@@ -342,9 +342,9 @@ def strict_load(model: nn.Module, state: dict[str, torch.Tensor], what: str, fix
     model.load_state_dict(state, strict=True)
 
 
-def edge_quantizers(model: nn.Module) -> dict[str, _VvtqState]:
+def _is_edge(name: str) -> bool:
     """Quantizers outside the transformer blocks: patch embedding, Swin's patch merging, head and its input."""
-    return {n: q for n, q in vvtq_quantizers(model).items() if ".blocks." not in f".{n}."}
+    return ".blocks." not in f".{name}."
 
 
 def check_bits(model: nn.Module, bits: int, what: str, fix: str) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
@@ -358,13 +358,14 @@ def check_bits(model: nn.Module, bits: int, what: str, fix: str) -> tuple[dict[s
     initialised (trained). Returns the measured widths as counts, ``{"weight": {"4": 72, "8": 3},
     "act": {...}}``, and the width each used edge layer runs at, by layer name.
     """
-    edges = edge_quantizers(model)
-    edge_bits = {name: q.adopt_stored_bits() for name, q in edges.items() if getattr(q, "used", True)}
+    quantizers = vvtq_quantizers(model)
+    edge_bits = {name: q.adopt_stored_bits() for name, q in quantizers.items()
+                 if _is_edge(name) and getattr(q, "used", True)}
     wrong, uninitialised = [], []
     summary: dict[str, Counter[str]] = {"weight": Counter(), "act": Counter()}
-    for name, q in vvtq_quantizers(model).items():
+    for name, q in quantizers.items():
         stored = q.stored_bits()
-        if name not in edges and stored != q.bits:
+        if not _is_edge(name) and stored != q.bits:
             wrong.append(f"{name} stores {stored}")
         if getattr(q, "used", True) and float(q.init_state.item()) != 1.0:
             uninitialised.append(name)
