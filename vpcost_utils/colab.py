@@ -30,10 +30,6 @@ NOT_ON_COLAB = ("jupyterlab", "jupyterlab-widgets")
 EXTRAS = ("notebooks",)
 
 
-def _canonical(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
-
-
 def _installed_version(name: str) -> str | None:
     try:
         return metadata.version(name)
@@ -60,9 +56,11 @@ def missing_requirements(reqs: Iterable, version_of: Callable[[str], str | None]
     A torch (or torchvision) below our bound is kept and reported: the runtime's build is worth more
     than the bound, which only reflects what the lock file was tested with.
     """
+    from packaging.utils import canonicalize_name
+
     install, warnings = [], []
     for req in reqs:
-        name = _canonical(req.name)
+        name = canonicalize_name(req.name)
         have = version_of(req.name)
         ok = have is not None and (not req.specifier or req.specifier.contains(have, prereleases=True))
         if name in NEVER_INSTALL:

@@ -225,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="vpcost-rehearsal-"))
     isolate(home)
+    from .plan import arch_of
     from .rehearsal.plan import notebook_parameters
 
     output_dir = Path(args.output_dir)
@@ -232,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists():  # a rehearsal's own folder: stale records must not count as covered
         shutil.rmtree(out)
     parameters = notebook_parameters(args.profile, ci=args.ci)
-    models, datasets = _inputs(args.profile, parameters, args.ci)
+    models, datasets = _inputs(args.profile, parameters)
     print(f"rehearsal of the {args.profile} profile{' (CI subset)' if args.ci else ''}: VPCOST_HOME={home}, "
           f"outputs in {out}", flush=True)
     try:
@@ -244,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
             by_arch: dict[str, str] = {}
             for model in models:
-                by_arch.setdefault(model.split("/", 1)[0], model)
+                by_arch.setdefault(arch_of(model), model)
             timings = time_architectures(by_arch)
             if not args.ci:
                 projected_cost(args.profile, timings)
@@ -268,31 +269,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _inputs(profile: str, parameters: dict[str, dict[str, Any]], ci: bool) -> tuple[list[str], list[str]]:
+def _inputs(profile: str, parameters: dict[str, dict[str, Any]]) -> tuple[list[str], list[str]]:
     """Models and datasets the rehearsal's notebooks load (the full profile's, or the CI subset's)."""
     from . import profiles
     from .artifacts import NOTEBOOK_SECTIONS
     from .grids import section_specs
 
-    specs = []
+    pairs: list[tuple[str, str]] = []  # (model, dataset)
     for name, params in parameters.items():
         section = NOTEBOOK_SECTIONS.get(name) or ("your_model" if name == "08_your_model" else None)
         if section is None:
             continue
-        settings = {k: v for k, v in params.items() if k in profiles.settings(section, profile)}
-        cfg = profiles.settings(section, profile, **settings)
+        defaults = profiles.settings(section, profile)
+        cfg = profiles.settings(section, profile, **{k: v for k, v in params.items() if k in defaults})
         if section == "your_model":
-            specs += [_Spec(m, d) for m in [cfg["dense"], *cfg["compressed"]] for d in cfg["datasets"]]
+            pairs += [(m, d) for m in [cfg["dense"], *cfg["compressed"]] for d in cfg["datasets"]]
         else:
-            specs += section_specs(section, cfg)
-    models = list(dict.fromkeys(s.model for s in specs))
-    datasets = list(dict.fromkeys(s.dataset for s in specs))
-    return models, datasets
-
-
-class _Spec:
-    def __init__(self, model: str, dataset: str):
-        self.model, self.dataset = model, dataset
+            pairs += [(s.model, s.dataset) for s in section_specs(section, cfg)]
+    return list(dict.fromkeys(m for m, _ in pairs)), list(dict.fromkeys(d for _, d in pairs))
 
 
 def _without(parameters: dict[str, dict[str, Any]], missing: set[str], profile: str) -> dict[str, dict[str, Any]]:

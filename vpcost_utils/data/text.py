@@ -34,6 +34,7 @@ import torch
 from .. import paths
 from .._io import atomic_torch_save
 from ..errors import MissingFileError, UnknownNameError
+from ..fetch import offline
 from ..hub import hub_tokenizer
 
 BERT_TOKENIZER = "bert-base-cased"
@@ -149,10 +150,6 @@ class CharTokenizer:
         return out
 
 
-def _offline() -> bool:
-    return os.environ.get("VPCOST_OFFLINE", "0") not in ("", "0", "false", "False")
-
-
 def _bert_tokenizer(max_length: int):
     """``bert-base-cased`` from ``datasets_dir()/tokenizers/bert-base-cased.json`` or the HF cache/hub."""
     tok = hub_tokenizer(BERT_TOKENIZER, bert_tokenizer_file())
@@ -185,7 +182,7 @@ def _hf_text(info: TextInfo, split: str, limit: int | None, max_length: int) -> 
         missing.append("Python package `datasets` (pip install datasets==5.2.0)")
     else:
         try:
-            if _offline():
+            if offline():
                 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # read by `datasets` when first imported
             hf_split = split if limit is None else f"{split}[:{limit}]"
             rows = datasets.load_dataset(info.hf_id, split=hf_split, cache_dir=str(paths.datasets_dir() / "hf"))
@@ -220,7 +217,7 @@ def _splice(info: TextInfo, split: str, max_length: int) -> TextSplit:
     from sklearn.model_selection import train_test_split
 
     path = splice_file()
-    if not path.exists() and not _offline():
+    if not path.exists() and not offline():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             torch.hub.download_url_to_file(SPLICE_URL, str(path), progress=False)

@@ -94,7 +94,7 @@ def source_accuracy(model: nn.Module) -> float:
 
 def _cached(tag: str, build: Callable[[], nn.Module]) -> tuple[nn.Module, dict]:
     """Load ``tag`` from the model cache, or build, measure and save it atomically."""
-    path = paths.models_dir() / f"smallcnn-{tag}-r{RECIPE_VERSION}.pt"
+    path = cache_path(tag)
     if path.exists():
         blob = torch.load(path, map_location="cpu", weights_only=False)
         return blob["module"], blob["info"]
