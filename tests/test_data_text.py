@@ -114,3 +114,21 @@ def test_generated_tasks_are_balanced_deterministic_and_learnable(name, k):
 def test_unknown_text_dataset_lists_choices():
     with pytest.raises(KeyError, match="synth_text2"):
         load_text_split("synth_txt2", "train")
+
+
+def test_hf_dataset_reads_the_datasets_offline_cache_layout(home):
+    """The real ``datasets.load_dataset``, offline, on the cache layout it writes (``rehearsal.fakes.fake_hf_text``):
+    the path the quick profile's AG News takes, with ``train[:N]`` slicing done by the package."""
+    pytest.importorskip("datasets")
+    import numpy as np
+
+    from vpcost_utils.rehearsal import fakes
+
+    folder = fakes.fake_hf_text(text.TEXT_DATASETS["ag_news"], np.random.RandomState(0), per_class=3)
+    assert folder.parts[-4:-1] == ("fancyzhx___ag_news", "default", "0.0.0")
+    fakes.write_bert_tokenizer()
+    train = load_text_split("ag_news", "train", max_train=5, max_length=32)
+    test = load_text_split("ag_news", "test", max_length=32)
+    assert len(train) == 5 and len(test) == 12 and train.tokens.shape == (5, 32)
+    assert train.labels.tolist() == [0, 1, 2, 3, 0] and test.labels.bincount().tolist() == [3, 3, 3, 3]
+    assert train.classes == ["World", "Sports", "Business", "Sci/Tech"] and train.vocab_size > 10

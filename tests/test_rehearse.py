@@ -1,7 +1,7 @@
 """The rehearsal: fake files in the published layouts, every notebook on them, records that cannot pass for results.
 
 ``test_ci_rehearsal_runs_every_notebook_on_fake_files`` is the CI-sized subset of ``make rehearse``
-(the smallest family of each section: ResNet-18 GMP, DeiT-T W2A2; CIFAR-10 and splice), run in its own
+(the smallest family of each section: ResNet-18 GMP, DeiT-T W2A2; CIFAR-10, splice and AG News), run in its own
 process as a user would, since the rehearsal points every cache at its own temporary home.
 """
 
@@ -57,6 +57,16 @@ def test_the_plans_give_every_notebook_parameters_it_declares(profile):
         check_parameters(NOTEBOOK_DIR / f"{name}.ipynb", {"profile": profile, "output_dir": "x", **params})
 
 
+@pytest.mark.parametrize("profile", ["quick", "paper"])
+def test_the_plans_load_every_model_and_dataset_of_the_profile(profile):
+    """Checked before anything runs: a thinned plan that drops a model or dataset fails here, not after an hour."""
+    from vpcost_utils.rehearse import _inputs
+
+    models, datasets = _inputs(profile, plan.notebook_parameters(profile))
+    need = plan.required(profile)
+    assert need["models"] - set(models) == set() and need["datasets"] - set(datasets) == set()
+
+
 def test_coverage_names_what_the_rehearsal_left_out():
     need = plan.required("quick")
     assert {"resnet50/acdc-90", "deit_tiny/w3a3", "clip_vit_l14_336/upop-2x"} <= need["models"]
@@ -78,6 +88,7 @@ def test_ci_rehearsal_runs_every_notebook_on_fake_files(tmp_path):
     models = {r["spec"]["model"] for r in records}
     assert {"resnet18/dense", "resnet18/gmp", "deit_tiny/fp32", "deit_tiny/w2a2"} <= models
     assert {r["spec"]["task"] for r in records} == {"vp", "crossmodal"}
+    assert {r["spec"]["dataset"] for r in records if r["spec"]["task"] == "crossmodal"} == {"splice", "ag_news"}
     assert "SparseML ResNet" in result.stdout and "train step" in result.stdout
     assert {p.stem for p in (out / "executed").glob("*.ipynb")} == set(plan.CI_PLAN)
 

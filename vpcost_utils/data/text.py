@@ -176,14 +176,16 @@ def _hf_text(info: TextInfo, split: str, limit: int | None, max_length: int) -> 
     except Exception:
         missing.append(f"tokenizer {BERT_TOKENIZER}: tokenizer.json from https://huggingface.co/{BERT_TOKENIZER}, "
                        f"saved as {bert_tokenizer_file()} (or cached in HF_HOME by `tokenizers`)")
+    if offline():
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # read by `datasets` when first imported
     try:
         import datasets
     except ImportError:
         missing.append("Python package `datasets` (pip install datasets==5.2.0)")
     else:
         try:
-            if offline():
-                os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # read by `datasets` when first imported
+            if offline() and hasattr(datasets, "config"):  # imported earlier, before VPCOST_OFFLINE was read
+                datasets.config.HF_HUB_OFFLINE = True
             hf_split = split if limit is None else f"{split}[:{limit}]"
             rows = datasets.load_dataset(info.hf_id, split=hf_split, cache_dir=str(paths.datasets_dir() / "hf"))
         except Exception as exc:

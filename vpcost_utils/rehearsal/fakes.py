@@ -3,7 +3,8 @@
 Checkpoints carry random weights but every name, key layout, wrapper and shape of the real file, so
 the registry's loaders read them through their real code paths (strict load, sparsity and bit-width
 checks). Datasets hold a handful of random images per split and class in the folder and file layout
-torchvision reads; the splice set is a UCI ``splice.data``; tokenizers are ``tokenizers`` JSON files
+torchvision reads; the splice set is a UCI ``splice.data``; the Hugging Face text sets are
+``datasets`` offline caches; tokenizers are ``tokenizers`` JSON files
 with the special tokens the real ones have.
 
 Layout converters (``to_sparseml``, ``to_ist``, ``to_resnet_tf``, ``to_lottery_ticket``, ``vvtq_file``,
@@ -367,14 +368,45 @@ def fake_splice(path: Path, rng: np.random.RandomState, per_class: int = 10) -> 
     path.write_text("\n".join(lines) + "\n")
 
 
+#: Config folder of each Hugging Face set in its published (parquet-converted) form, as `datasets` caches it.
+HF_CONFIGS = {"fancyzhx/yelp_polarity": "plain_text", "stanfordnlp/imdb": "plain_text", "fancyzhx/ag_news": "default",
+              "fancyzhx/dbpedia_14": "dbpedia_14"}
+
+
+def fake_hf_text(info: Any, rng: np.random.RandomState, per_class: int = 4) -> Path:
+    """A Hugging Face text set as ``datasets.load_dataset`` left it in ``paths.datasets_dir()/hf``.
+
+    ``<namespace>___<name>/<config>/0.0.0/<revision>/`` with ``<name>-train.arrow``, ``<name>-test.arrow``
+    (Arrow IPC streams) and ``dataset_info.json``: offline, ``load_dataset(hf_id, split=...)`` reads this
+    through the package's own cache builder, so the rehearsal runs the real loader and the real slicing
+    (``train[:N]``). Columns as published: the text column and a ``ClassLabel`` ``label``.
+    """
+    import datasets
+    import pyarrow as pa
+
+    namespace, name = info.hf_id.split("/")
+    folder = (paths.datasets_dir() / "hf" / f"{namespace}___{name}" / HF_CONFIGS[info.hf_id] / "0.0.0" / ("0" * 40))
+    folder.mkdir(parents=True, exist_ok=True)
+    features = datasets.Features({info.text_column: datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=list(info.classes))})
+    splits = datasets.SplitDict(dataset_name=name)
+    for split in ("train", "test"):
+        labels = [i % len(info.classes) for i in range(per_class * len(info.classes))]
+        texts = [" ".join(rng.choice(_WORDS, rng.randint(5, 30))) for _ in labels]
+        table = datasets.Dataset.from_dict({info.text_column: texts, "label": labels}, features=features).data.table
+        with pa.OSFile(str(folder / f"{name}-{split}.arrow"), "wb") as f, pa.ipc.new_stream(f, table.schema) as w:
+            w.write_table(table)
+        splits.add(datasets.SplitInfo(name=split, num_examples=len(labels), dataset_name=name))
+    datasets.DatasetInfo(features=features, splits=splits, config_name=HF_CONFIGS[info.hf_id], dataset_name=name,
+                         builder_name="parquet").write_to_directory(str(folder))
+    return folder
+
+
 # ------------------------------------------------------------------------------------------ writing whole sets
 
 
 def write_dataset(name: str, seed: int = 0) -> list[str]:
-    """Write dataset ``name`` where its loader looks (``paths.datasets_dir()``); returns the layouts written.
-
-    For the Hugging Face text sets only the tokenizer is written; the list says what is missing.
-    """
+    """Write dataset ``name`` where its loader looks (``paths.datasets_dir()``); returns the layouts written."""
     rng = np.random.RandomState(seed)
     root = paths.datasets_dir()
     if name in IMAGE_DATASETS:
@@ -387,10 +419,9 @@ def write_dataset(name: str, seed: int = 0) -> list[str]:
         return ["UCI splice.data"]
     from ..data.text import TEXT_DATASETS
 
-    if name in TEXT_DATASETS:
-        # The rows themselves are read by `datasets.load_dataset`, whose offline cache layout is not faked
-        # here (the package is not even in requirements-lock.txt): the rehearsal lists these sets as missing.
-        return [write_bert_tokenizer(), f"missing: {name} rows (Hugging Face `datasets` cache, not faked)"]
+    if name in TEXT_DATASETS and TEXT_DATASETS[name].hf_id:
+        fake_hf_text(TEXT_DATASETS[name], rng)
+        return [write_bert_tokenizer(), "Hugging Face `datasets` cache (Arrow streams + dataset_info.json)"]
     raise KeyError(f"no fake writer for dataset {name!r}")
 
 
