@@ -166,3 +166,35 @@ def test_class_name_source_is_a_spec_field_that_keeps_old_run_ids():
         spec.replace(class_names="ours")
     paper = grids.section_specs("clip", profiles.settings("clip", "paper"))
     assert paper and {s.class_names for s in paper} == {"fork"}
+
+
+@pytest.mark.parametrize("loader", ["vp", "clip"])
+def test_both_image_loaders_refuse_labels_without_class_names(tmp_path, monkeypatch, loader):
+    """Incomplete files (a label past the class list) stop the VP and the CLIP decode alike: both open the split
+    through ``vision.open_split``, so neither can cache images under the wrong class."""
+    monkeypatch.setenv("VPCOST_HOME", str(tmp_path))
+    from vpcost_utils.data import vision
+    from vpcost_utils.errors import VpcostError
+
+    class FakeDataset:
+        targets = [0, 2]
+
+        def __init__(self, transform):
+            self.transform = transform
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return self.transform(Image.new("RGB", (40, 30))), self.targets[i]
+
+    source = vision._SOURCES["dtd"]
+    fake = vision._Source(source.tv_class, source.tv_kwargs, source.expected, source.url,
+                          lambda d: d.targets, lambda d: ["cat", "cup"], 32, 2, "stand-in")
+    monkeypatch.setitem(vision._SOURCES, "fake_photos", fake)
+    monkeypatch.setattr(vision, "_open", lambda name, split, root, transform: FakeDataset(transform))
+    with pytest.raises(VpcostError, match=r"labels span 0\.\.2 but there are 2 class names"):
+        if loader == "vp":
+            vision._decode("fake_photos", "train", None, 32)
+        else:
+            clip_images.load_clip_split("fake_photos", "train", SIZE)

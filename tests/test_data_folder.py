@@ -136,3 +136,17 @@ def test_hidden_files_are_skipped_and_unknown_names_list_the_folder_form(one_tre
     assert scan_folder(f"folder:{one_tree}").classes == ("cat", "dog", "eel")
     with pytest.raises(UnknownNameError, match="folder:<path>"):
         get_dataset_info("not_a_dataset")
+
+
+def test_the_planner_counts_a_folder_set_so_submitit_can_pack_its_runs(one_tree):
+    """``sweep.chunk_specs`` sizes runs with ``plan.run_passes``; a ``folder:`` set used to be sent to the text
+    loader there and rejected as an unknown dataset, so a report on one could not be packed into jobs."""
+    from vpcost_utils import plan
+    from vpcost_utils.config import RunSpec
+    from vpcost_utils.sweep import chunk_specs
+
+    name = f"folder:{one_tree}?size=16"
+    assert plan.split_sizes(name) == (20, 5, 3)
+    specs = [RunSpec("smallcnn/dense", name, method="ilm", n_shots=n, epochs=2, eval_every=1) for n in (1, 2)]
+    assert plan.run_passes(specs[1]).train == 2 * 2 * 3  # 2 shots x 3 classes x 2 epochs
+    assert sorted(len(c) for c in chunk_specs(specs, max_jobs=2)) == [1, 1]

@@ -249,3 +249,20 @@ def test_registered_module_runs_end_to_end_on_an_image_folder(registered, tmp_pa
     assert record["model"]["source"] == "register_module" and record["model"]["compression_stated"] == "unstructured"
     assert record["model"]["zeros"] == 4 * 27 and 0.0 <= record["metrics"]["acc"] <= 100.0
     assert store.has(spec) and (paths.tensors_dir()).is_dir()
+
+
+def test_timm_arch_takes_canvas_and_normalisation_from_the_registered_cfg_without_building(monkeypatch):
+    """``arch=timm:NAME`` reads timm's registered pretrained_cfg (what create_model attaches) instead of building
+    the network once just to read it; the values match the built model's."""
+    import timm
+
+    from vpcost_utils.models.external import resolve_arch
+
+    built = timm.create_model("vit_base_patch16_384", pretrained=False).pretrained_cfg
+    calls = []
+    real = timm.create_model
+    monkeypatch.setattr(timm, "create_model", lambda *a, **k: calls.append(a) or real(*a, **k))
+    arch = resolve_arch("timm:vit_base_patch16_384")
+    assert calls == []
+    assert (arch.canvas, arch.mean, arch.std) == (built["input_size"][-1], tuple(built["mean"]), tuple(built["std"]))
+    assert arch.canvas == 384 and arch.mean == (0.5, 0.5, 0.5)

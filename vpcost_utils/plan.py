@@ -63,7 +63,7 @@ def split_sizes(dataset: str) -> tuple[int, int, int]:
     from . import clip  # noqa: F401  (registers CLIP's generated targets)
     from .data import list_datasets, load_split
 
-    if dataset not in list_datasets():
+    if dataset not in list_datasets() and not dataset.startswith("folder:"):  # folder: sets load like images
         from .data.text import load_text_split
 
         try:

@@ -19,7 +19,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader
@@ -31,7 +30,6 @@ from .. import paths
 from .._io import atomic_torch_save
 from ..data import load_split, vision
 from ..data.cache import decode_workers
-from ..data.splits import stratified_split
 from .transform import resize_crop, stored_size
 
 #: Bump when what the CLIP cache stores changes; old files are then ignored.
@@ -140,23 +138,18 @@ def _pack(images: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch
 
 def _decode(name: str, split: str, size: int, root: str | os.PathLike | None) -> ClipImages:
     # The fork's datasets, splits and labels exactly as the VP loader reads them (data/vision.py).
-    src = vision._SOURCES[name]
-    root_path = Path(root).expanduser() if root is not None else paths.datasets_dir() / name
-    ds = vision._open(name, split, root_path, _ClipDecode(size))
-    labels = np.asarray(src.labels(ds), dtype=np.int64)
-    index = (np.arange(len(labels)) if src.split_by is None
-             else stratified_split(labels, *src.split_by)[0 if split == "train" else 1])
+    opened = vision.open_split(name, split, root, _ClipDecode(size))
+    src, index = opened.source, opened.index
     if src.raw is not None and src.native is not None and src.native < size:
-        raw = src.raw(ds)[torch.from_numpy(index)].contiguous()  # native arrays (CIFAR, SVHN): no PIL round trip
-        data = ClipImages.from_tensor(name, split, raw, torch.from_numpy(labels[index]), src.classes(ds))
-        return data
-    loader = DataLoader(vision.ImagesOnly(ds, index), batch_size=64, num_workers=decode_workers(len(index)),
-                        collate_fn=list)
+        raw = src.raw(opened.dataset)[torch.from_numpy(index)].contiguous()  # native arrays (CIFAR, SVHN): no PIL
+        return ClipImages.from_tensor(name, split, raw, opened.labels, opened.classes)
+    loader = DataLoader(vision.ImagesOnly(opened.dataset, index), batch_size=64,
+                        num_workers=decode_workers(len(index)), collate_fn=list)
     images: list[torch.Tensor] = []
     for chunk in tqdm(loader, desc=f"decode {name}/{split} for CLIP {size}px", unit="batch"):
         images.extend(im.clone() for im in chunk)
     pixels, offsets, shapes = _pack(images)
-    return ClipImages(name, split, pixels, offsets, shapes, torch.from_numpy(labels[index]), src.classes(ds))
+    return ClipImages(name, split, pixels, offsets, shapes, opened.labels, opened.classes)
 
 
 def _save(data: ClipImages, path: Path, key: tuple) -> None:

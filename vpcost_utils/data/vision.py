@@ -286,27 +286,49 @@ def _open(name: str, split: str, root: Path, transform: Callable | None) -> Data
                        missing) from err
 
 
-def _decode(name: str, split: str, root: str | os.PathLike | None, size: int) -> ImageSplit:
-    """Read one split from the raw files into an ImageSplit (the slow path, run once per cache key)."""
+@dataclass
+class OpenedSplit:
+    """One split of a fork dataset, opened: the torchvision dataset, the indices kept, their labels, class names."""
+
+    source: _Source
+    dataset: Dataset
+    index: np.ndarray  # rows of ``dataset`` in this split (all of them unless the fork splits it, seeded)
+    labels: torch.Tensor  # int64, one per kept row, checked against ``classes``
+    classes: list[str]
+
+
+def open_split(name: str, split: str, root: str | os.PathLike | None, transform: Callable | None) -> OpenedSplit:
+    """Open split ``split`` of fork dataset ``name`` as the VP and the CLIP loaders both read it.
+
+    The seeded stratified split of sets without a published test split, and the check that every label
+    has a class name, live here once so the two image caches cannot disagree on which image is which.
+    """
     src = _SOURCES[name]
     root_path = Path(root).expanduser() if root is not None else paths.datasets_dir() / name
-    resize = None if size == src.native else size
-    ds = _open(name, split, root_path, _ToUint8(resize))
+    ds = _open(name, split, root_path, transform)
     labels = np.asarray(src.labels(ds), dtype=np.int64)
     classes = src.classes(ds)
     if src.split_by is None:
         index = np.arange(len(labels))
     else:
         index = stratified_split(labels, *src.split_by)[0 if split == "train" else 1]
-    if resize is None and src.raw is not None:
-        images = src.raw(ds)[torch.from_numpy(index)].contiguous()
-    else:
-        images = decode_images(ImagesOnly(ds, index), len(index), size, desc=f"decode {name}/{split} {size}px")
     picked = torch.from_numpy(labels[index])
     if len(picked) and (int(picked.min()) < 0 or int(picked.max()) >= len(classes)):
         raise VpcostError(f"{name}/{split}: labels span {int(picked.min())}..{int(picked.max())} but there are "
                           f"{len(classes)} class names; the files under {root_path} look incomplete")
-    return ImageSplit(name, split, images, picked, classes)
+    return OpenedSplit(src, ds, index, picked, classes)
+
+
+def _decode(name: str, split: str, root: str | os.PathLike | None, size: int) -> ImageSplit:
+    """Read one split from the raw files into an ImageSplit (the slow path, run once per cache key)."""
+    resize = None if size == _SOURCES[name].native else size
+    opened = open_split(name, split, root, _ToUint8(resize))
+    if resize is None and opened.source.raw is not None:
+        images = opened.source.raw(opened.dataset)[torch.from_numpy(opened.index)].contiguous()
+    else:
+        images = decode_images(ImagesOnly(opened.dataset, opened.index), len(opened.index), size,
+                               desc=f"decode {name}/{split} {size}px")
+    return ImageSplit(name, split, images, opened.labels, opened.classes)
 
 
 def cache_version(name: str) -> str:

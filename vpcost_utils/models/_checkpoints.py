@@ -7,6 +7,7 @@ checked by sha256 when the registry knows it. Set ``VPCOST_OFFLINE=1`` to never 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +94,30 @@ def load_file(path: Path) -> dict[str, Any]:
                                       "registry: delete it and fetch it again from its source") from exc
             raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint ({exc}); the file is corrupt or "
                                   "truncated: delete it and fetch it again") from exc
+
+
+WrongShapes = list[tuple[str, tuple, tuple]]  # (key, shape in the file, shape in the model)
+
+
+def key_diff(module: torch.nn.Module, sd: dict[str, Any]) -> tuple[list[str], list[str], WrongShapes]:
+    """(missing keys, unexpected keys, (key, file shape, model shape) of wrong shapes) of ``sd`` against ``module``."""
+    own = module.state_dict()
+    missing, unexpected = sorted(own.keys() - sd.keys()), sorted(sd.keys() - own.keys())
+    shapes = [(k, tuple(sd[k].shape), tuple(own[k].shape)) for k in sorted(own.keys() & sd.keys())
+              if tuple(sd[k].shape) != tuple(own[k].shape)]
+    return missing, unexpected, shapes
+
+
+def strict_load(module: torch.nn.Module, sd: dict[str, Any], what: str,
+                fix: str | Callable[[WrongShapes], str]) -> None:
+    """``load_state_dict(strict=True)``, preceded by a key and shape diff; one ``CheckpointError`` lists every kind
+    of mismatch (torch stops at the first and names no fix). ``fix`` may depend on the wrong shapes (a head hint)."""
+    missing, unexpected, shapes = key_diff(module, sd)
+    problems = [f"{len(missing)} missing keys (first: {missing[:5]})" if missing else "",
+                f"{len(unexpected)} unexpected keys (first: {unexpected[:5]})" if unexpected else "",
+                f"{len(shapes)} wrong shapes (first: " + ", ".join(f"{k}: file {f} vs model {m}"
+                                                               for k, f, m in shapes[:3]) + ")" if shapes else ""]
+    if any(problems):
+        advice = fix(shapes) if callable(fix) else fix
+        raise CheckpointError(f"{what}: {'; '.join(p for p in problems if p)}. {advice}")
+    module.load_state_dict(sd, strict=True)

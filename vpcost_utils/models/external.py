@@ -34,6 +34,7 @@ from torch import nn
 
 from ..errors import CheckpointError, MissingFileError, ModelOutputError, SpecError, UnknownNameError, check_choice
 from ..names import split_options
+from . import _checkpoints
 from ._checkpoints import load_file, offline, sha256_of
 from ._registry import _ENTRIES, IMAGENET_MEAN, IMAGENET_STD, ModelEntry, SourceModel, freeze
 from .imagenet import imagenet_classes
@@ -252,10 +253,14 @@ def load_timm(entry: ModelEntry, *, timm_name: str) -> SourceModel:
 
 def _timm_io(module: nn.Module) -> dict[str, Any]:
     """Canvas, normalisation and classes from a timm model's ``pretrained_cfg``."""
-    cfg = getattr(module, "pretrained_cfg", None) or {}
+    return {**_cfg_io(getattr(module, "pretrained_cfg", None) or {}),
+            "num_classes": int(getattr(module, "num_classes", 1000))}
+
+
+def _cfg_io(cfg: dict[str, Any]) -> dict[str, Any]:
     size = cfg.get("input_size", (3, 224, 224))
     return {"canvas": int(size[-1]), "mean": tuple(cfg.get("mean", IMAGENET_MEAN)),
-            "std": tuple(cfg.get("std", IMAGENET_STD)), "num_classes": int(getattr(module, "num_classes", 1000))}
+            "std": tuple(cfg.get("std", IMAGENET_STD))}
 
 
 # ------------------------------------------------------------------------------------------ torchvision
@@ -354,7 +359,10 @@ def resolve_arch(arch: str) -> Architecture:
 
         def build(k: int | None) -> nn.Module:
             return timm.create_model(timm_name, pretrained=False, **({} if k is None else {"num_classes": k}))
-        io = _timm_io(build(None))
+        # the registered pretrained_cfg is what create_model attaches; building a network just to read it
+        # (a ViT-L is seconds and GBs) only for models registered without one
+        cfg = timm.models.get_pretrained_cfg(timm_name)
+        io = _timm_io(build(None)) if cfg is None else _cfg_io(cfg.to_dict())
         return Architecture(arch, build, io["canvas"], io["mean"], io["std"])
     if arch.startswith("torchvision:"):
         import torchvision
@@ -438,18 +446,10 @@ def _head_hint(shapes: list[tuple[str, tuple, tuple]]) -> str:
 
 def strict_load_file(module: nn.Module, sd: dict[str, torch.Tensor], name: str, arch: str) -> None:
     """``load_state_dict(strict=True)`` after a key/shape diff whose error names every kind of mismatch and the fix."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(sd))
-    unexpected = sorted(set(sd) - set(own))
-    shapes = [(k, tuple(sd[k].shape), tuple(v.shape)) for k, v in own.items() if k in sd and sd[k].shape != v.shape]
-    if missing or unexpected or shapes:
-        parts = [f"{len(missing)} missing keys {missing[:5]}" if missing else "",
-                 f"{len(unexpected)} unexpected keys {unexpected[:5]}" if unexpected else "",
-                 "wrong shapes " + ", ".join(f"{k}: file {f} vs model {m}" for k, f, m in shapes[:3]) if shapes else ""]
-        fix = _head_hint(shapes) or ("Pass the architecture the file was saved from (arch=timm:<name>, "
-                                     "arch=torchvision:<arch> or a registry arch such as resnet50).")
-        raise CheckpointError(f"{name}: the file does not fit arch={arch}: {'; '.join(p for p in parts if p)}. {fix}")
-    module.load_state_dict(sd, strict=True)
+    _checkpoints.strict_load(module, sd, f"{name}: the file does not fit arch={arch}",
+                             lambda shapes: _head_hint(shapes) or (
+                                 "Pass the architecture the file was saved from (arch=timm:<name>, "
+                                 "arch=torchvision:<arch> or a registry arch such as resnet50)."))
 
 
 def load_checkpoint_file(entry: ModelEntry, *, path: Path, options: dict[str, str]) -> SourceModel:

@@ -41,7 +41,7 @@ from torch import nn
 
 from .. import paths, rehearsal
 from ..errors import CheckpointError, MissingFileError
-from . import _layouts
+from . import _checkpoints, _layouts
 from ._checkpoints import load_file, offline, resolve_checkpoint, sha256_of
 from ._registry import ModelEntry, SourceModel, get_entry, register
 from .imagenet import imagenet_classes
@@ -100,22 +100,9 @@ def torch_hub_checkpoints() -> Path:
 
 def strict_load(module: nn.Module, sd: dict[str, torch.Tensor], name: str, path: Path | str) -> None:
     """``load_state_dict(strict=True)``, preceded by a key and shape check whose error says what is wrong."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(sd))
-    unexpected = sorted(set(sd) - set(own))
-    shapes = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(v.shape)}"
-              for k, v in own.items() if k in sd and sd[k].shape != v.shape]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing keys (first: {missing[:4]})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys (first: {unexpected[:4]})")
-    if shapes:
-        problems.append(f"{len(shapes)} wrong shapes (first: {shapes[:2]})")
-    if problems:
-        raise CheckpointError(f"{name}: strict key/shape check failed for {path}: {'; '.join(problems)}. The file is "
-                              "not in the layout this entry expects, or is truncated: fetch it again from its source")
-    module.load_state_dict(sd, strict=True)
+    _checkpoints.strict_load(module, sd, f"{name}: strict key/shape check failed for {path}",
+                             "The file is not in the layout this entry expects, or is truncated: fetch it again "
+                             "from its source")
 
 
 def check_sparsity(entry: ModelEntry, module: nn.Module) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, MissingFileError
+from . import _checkpoints
 from ._checkpoints import load_file, offline, resolve_checkpoint
 from ._registry import ModelEntry, SourceModel, register
 from .lsq import LsqAct, LsqConv2d, LsqLinear, vvtq_quantizers
@@ -330,16 +331,7 @@ def timm_to_vvtq(state: dict[str, torch.Tensor], target: nn.Module) -> dict[str,
 # ------------------------------------------------------------------------------------------------- loading
 def strict_load(model: nn.Module, state: dict[str, torch.Tensor], what: str, fix: str) -> None:
     """``load_state_dict(strict=True)``, but every mismatch is listed in one ``CheckpointError``."""
-    own = model.state_dict()
-    missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
-    shapes = [f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}" for k in sorted(own.keys() & state.keys())
-              if state[k].shape != own[k].shape]
-    problems = [f"{label} ({len(items)}): {', '.join(items[:5])}{' ...' if len(items) > 5 else ''}"
-                for label, items in (("missing keys", missing), ("unexpected keys", unexpected),
-                                     ("shape mismatches", shapes)) if items]
-    if problems:
-        raise CheckpointError(f"{what} does not fit the network: {'; '.join(problems)}. {fix}")
-    model.load_state_dict(state, strict=True)
+    _checkpoints.strict_load(model, state, f"{what} does not fit the network", fix)
 
 
 def _is_edge(name: str) -> bool:
