@@ -206,7 +206,6 @@ def report(profile: str, out: Path, layouts: dict[str, str], seconds: dict[str, 
     problems += [f"notebook {n} did not run" for n in NOTEBOOKS if n not in seconds and not ci]
     problems += [f"notebook {n} did not run" for n in CI_PLAN if n not in seconds and ci]
     problems += [f"missing artifact {p}" for p in missing_files(out) if not ci]
-    problems += [f"missing input {k}: {v}" for k, v in layouts.items() if "missing:" in v]
     if not ci:
         problems += [f"not exercised: {kind} {', '.join(names)}" for kind, names in uncovered(profile, records).items()
                      if names]
@@ -249,9 +248,6 @@ def main(argv: list[str] | None = None) -> int:
             timings = time_architectures(by_arch)
             if not args.ci:
                 projected_cost(args.profile, timings)
-        missing = [k for k, v in layouts.items() if "missing:" in v]
-        if missing:  # what cannot be loaded here would stop its notebook's preflight: leave it out, report it
-            parameters = _without(parameters, set(missing), args.profile)
         seconds, failed = run_notebooks(args.profile, output_dir, parameters)
     finally:
         if not args.home:
@@ -287,23 +283,6 @@ def _inputs(profile: str, parameters: dict[str, dict[str, Any]]) -> tuple[list[s
         else:
             pairs += [(s.model, s.dataset) for s in section_specs(section, cfg)]
     return list(dict.fromkeys(m for m, _ in pairs)), list(dict.fromkeys(d for _, d in pairs))
-
-
-def _without(parameters: dict[str, dict[str, Any]], missing: set[str], profile: str) -> dict[str, dict[str, Any]]:
-    """Drop datasets that could not be written from the notebooks' parameters (they are reported as missing)."""
-    from . import profiles
-    from .artifacts import NOTEBOOK_SECTIONS
-
-    out = {}
-    for name, params in parameters.items():
-        section = NOTEBOOK_SECTIONS.get(name)
-        if section and "datasets" in profiles.settings(section, profile):
-            datasets = params.get("datasets") or list(profiles.settings(section, profile)["datasets"])
-            kept = [d for d in datasets if d not in missing]
-            if kept != list(datasets):
-                params = {**params, "datasets": kept}
-        out[name] = params
-    return out
 
 
 if __name__ == "__main__":
