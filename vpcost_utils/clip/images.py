@@ -14,8 +14,6 @@ Images are stored ragged: one flat uint8 buffer, an offset and a (height, width)
 from __future__ import annotations
 
 import os
-import pickle
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +27,7 @@ from tqdm.auto import tqdm
 from .. import paths
 from .._io import atomic_torch_save
 from ..data import load_split, vision
-from ..data.cache import decode_workers
+from ..data.cache import decode_workers, read_cache
 from .transform import resize_crop, stored_size
 
 #: Bump when what the CLIP cache stores changes; old files are then ignored.
@@ -158,18 +156,9 @@ def _save(data: ClipImages, path: Path, key: tuple) -> None:
 
 
 def _load(path: Path, key: tuple, name: str, split: str) -> ClipImages | None:
-    if not path.is_file():
-        return None
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        if tuple(payload["key"]) != key:
-            raise ValueError(f"built for {payload['key']}")
-        return ClipImages(name, split, payload["pixels"], payload["offsets"], payload["shapes"], payload["labels"],
-                          list(payload["classes"]))
-    # an unreadable or foreign cache is rebuilt from the raw files, never trusted
-    except (OSError, RuntimeError, EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as err:
-        warnings.warn(f"ignoring unreadable CLIP image cache {path} ({err}); decoding again", stacklevel=2)
-        return None
+    return read_cache(path, {"key": list(key)}, "CLIP image cache",
+                      lambda p: ClipImages(name, split, p["pixels"], p["offsets"], p["shapes"], p["labels"],
+                                           list(p["classes"])))
 
 
 def load_clip_split(name: str, split: str, size: int, *, root: str | os.PathLike | None = None) -> ClipImages:

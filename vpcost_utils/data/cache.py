@@ -14,6 +14,7 @@ import pickle
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -22,6 +23,8 @@ from tqdm.auto import tqdm
 from .. import paths
 from .._io import atomic_torch_save
 from .base import ImageSplit
+
+T = TypeVar("T")
 
 
 def cache_file(name: str, split: str, size: int, version: str) -> Path:
@@ -38,21 +41,31 @@ def save_split(data: ImageSplit, path: Path, version: str) -> Path:
     return path
 
 
-def load_cached(path: Path, name: str, split: str, size: int, version: str) -> ImageSplit | None:
-    """Read a cache file, or return None when it is absent, unreadable or built for another key."""
+def read_cache(path: Path, key: dict[str, Any], what: str, make: Callable[[dict[str, Any]], T]) -> T | None:
+    """``make(payload)`` of cache file ``path``, or None when it is absent, unreadable or built for another key.
+
+    ``key`` holds the payload entries that must match (e.g. name, split, size, version). Shared by the
+    uint8 split cache here and the CLIP image cache (``clip.images``), whose payloads differ.
+    """
     if not path.is_file():
         return None
     try:
         # mmap: a large split is paged in as it is used instead of being copied up front
         payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        key = (payload["name"], payload["split"], payload["size"], payload["version"])
-        if key != (name, split, size, version):
-            raise ValueError(f"built for {key}")
-        return ImageSplit(name, split, payload["images"], payload["labels"], list(payload["classes"]))
+        found = {k: payload[k] for k in key}
+        if found != key:
+            raise ValueError(f"built for {tuple(found.values())}")
+        return make(payload)
     # any unreadable or foreign cache is rebuilt from the raw files, never trusted
     except (OSError, RuntimeError, EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as err:
-        warnings.warn(f"ignoring unreadable tensor cache {path} ({err}); decoding again", stacklevel=2)
+        warnings.warn(f"ignoring unreadable {what} {path} ({err}); decoding again", stacklevel=3)
         return None
+
+
+def load_cached(path: Path, name: str, split: str, size: int, version: str) -> ImageSplit | None:
+    """Read a cache file, or return None when it is absent, unreadable or built for another key."""
+    return read_cache(path, {"name": name, "split": split, "size": size, "version": version}, "tensor cache",
+                      lambda p: ImageSplit(name, split, p["images"], p["labels"], list(p["classes"])))
 
 
 def cached_split(name: str, split: str, size: int, version: str, build: Callable[[], ImageSplit]) -> ImageSplit:
