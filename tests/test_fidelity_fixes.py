@@ -64,20 +64,23 @@ def test_quantized_backbones_train_without_mixed_precision(monkeypatch):
     from vpcost_utils import train
     from vpcost_utils.config import RunSpec
 
-    seen: list[bool] = []
+    seen: list[str] = []
     real = train._autocast
 
-    def recording(device, mixed=True):
-        seen.append(mixed)
-        return real(device, mixed)
+    def recording(device, precision="fp32"):
+        seen.append(precision)
+        return real(device, precision)
 
     monkeypatch.setattr(train, "_autocast", recording)
-    base = RunSpec("smallcnn/dense", "digits", n_shots=2, epochs=1, eval_every=1)
-    train.run_vp(base, progress=False)
-    assert seen and all(seen)
+    base = RunSpec("smallcnn/dense", "digits", n_shots=2, epochs=1, eval_every=1, precision="bf16")
+    dense = train.run_vp(base, progress=False)
+    assert seen and set(seen) == {"bf16"} and dense["runtime"]["precision"] == "bf16"
     seen.clear()
-    train.run_vp(base.replace(model="smallcnn/w4a4"), progress=False)
-    assert seen and not any(seen)
+    quantized = train.run_vp(base.replace(model="smallcnn/w4a4"), progress=False)
+    assert seen and set(seen) == {"fp32"} and quantized["runtime"]["precision"] == "fp32"
+    seen.clear()
+    train.run_vp(base.replace(precision=None), progress=False)  # the reference's: fp32 on the CPU
+    assert set(seen) == {"fp32"}
 
 
 def _save_with_foreign_classes(path, monkeypatch):

@@ -32,3 +32,25 @@ def test_the_command_prints_every_section_and_the_total(capsys):
     for word in ("sparse_transfer", "cross_modal", "total"):
         assert word in out
     assert "leave out" not in out
+
+
+def test_a_target_half_width_prints_seeds_and_hours_from_the_pilot_sd(capsys):
+    from vpcost_utils.sequential import planned_seeds
+
+    argv = ["--profile", "smoke", "--ips", "smallcnn=1000:3000", "tinyclip=1000", "--target-halfwidth", "2",
+            "--pilot-sd", "3", "--test-se", "0.5"]
+    assert plan.main(argv) == 0
+    out = capsys.readouterr().out
+    need = planned_seeds(2.0, 3.0, 5, 0.5)
+    assert need == 34 and f"{need} seeds per cell" in out and "device-hours" in out
+    assert "the profile's 1 seed(s) give no interval" in out
+    assert plan.main([*argv[:-4], "--pilot-sd", "3", "--test-se", "1.0"]) == 0  # t(4) * 1.0 > 2: unreachable
+    assert "out of reach at any number of seeds" in capsys.readouterr().out
+
+
+def test_a_target_without_a_pilot_sd_is_refused(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        plan.main(["--profile", "smoke", "--target-halfwidth", "2"])
+    assert "--pilot-sd" in capsys.readouterr().err

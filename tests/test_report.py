@@ -98,7 +98,8 @@ def test_verdict_names_a_cost_only_beyond_seed_noise():
     noisy = report.gap_table(_runs([50.0, 60.0, 70.0], [55.0, 52.0, 72.0]), config, "acc")
     no_ece = clear.iloc[:0]
     assert "pays an accuracy cost" in report.verdicts(clear, no_ece, no_ece)[0]
-    assert "no accuracy gap beyond seed noise" in report.verdicts(noisy, no_ece, no_ece)[0]
+    assert "no accuracy gap beyond noise" in report.verdicts(noisy, no_ece, no_ece)[0]
+    assert "no gap larger than +-17.2 points" in report.verdicts(noisy, no_ece, no_ece)[0]
 
 
 def test_shots_parse_and_bad_budgets_are_named():
@@ -207,3 +208,69 @@ def test_report_panel_redraws_each_compressed_model_against_the_dense_one():
     fig = panel.redraw(dataset="d", compressed="a/small", metric="acc")
     means = sorted(line.get_ydata()[0] for line in fig.axes[0].get_lines())
     assert means == pytest.approx([54.333333, 60.0])
+
+
+# --- fixed-width studies (Stein's two stages) ---------------------------------------------------------------------
+
+_STUDY = ["--dense", "smallcnn/dense", "--compressed", "smallcnn/prune-90", "--datasets", "digits", "--shots", "2",
+          "--epochs", "1", "--holdout", "5", "--max-test", "100", "--name", "s"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--target-halfwidth", "-1"], "positive number"),
+    (["--target-halfwidth", "nan"], "positive number"),
+    (["--target-halfwidth", "3", "--max-seeds", "4", "--pilot-seeds", "5"], "smaller than the pilot"),
+    (["--target-halfwidth", "3", "--pilot-seeds", "2"], "at least 3 seeds"),
+    (["--max-seeds", "9"], "only applies with --target-halfwidth"),
+])
+def test_fixed_width_bad_input_is_refused_before_any_training(tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_info:
+        report.main([*_STUDY, "--output-dir", str(tmp_path), *flags])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_fixed_width_study_refuses_an_unreachable_target_then_resumes_from_the_pilot(tmp_path, capsys, monkeypatch):
+    from vpcost_utils import sweep
+
+    argv = [*_STUDY, "--output-dir", str(tmp_path), "--pilot-seeds", "3", "--max-seeds", "4"]
+    assert report.main([*argv, "--target-halfwidth", "0.01"]) == 2
+    err = capsys.readouterr().err
+    assert "out of the seed budget" in err and ("needs" in err or "test set's own error" in err)
+    pilot = sorted(p.name for p in (tmp_path / "runs").glob("*.json"))
+    assert len(pilot) == 6  # 3 pilot seeds x 2 models, kept
+
+    trained = []
+    real = sweep._run_and_clear
+    monkeypatch.setattr(sweep, "_run_and_clear", lambda spec, *a: (trained.append(spec), real(spec, *a)))
+    # A wide target: the pilot suffices, nothing is trained again, and the summary names the rule
+    assert report.main([*argv, "--target-halfwidth", "1000"]) == 0
+    assert trained == []
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert summary["interval_rule"].startswith("Stein two-stage, pilot n0=3")
+    assert {(p["model"], p["seeds"]) for p in summary["seed_plan"]} == {("smallcnn/dense", 3),
+                                                                          ("smallcnn/prune-90", 3)}
+    gap = summary["accuracy_gaps"][0]
+    assert gap["rule"] == "t" and gap["pairs"] == 3 and gap["test_noise"] == "counted"  # n == n0: plain t
+
+
+def test_seed_plan_runs_each_cell_as_many_seeds_as_stein_says():
+    from vpcost_utils import sequential
+
+    rows = []
+    for seed in range(5):
+        rows += [{"run_id": f"d{seed}", "model": "a/dense", "dataset": "x", "shots": "10", "seed": seed,
+                  "acc": 50.0 + seed},
+                 {"run_id": f"s{seed}", "model": "a/s", "dataset": "x", "shots": "10", "seed": seed,
+                  "acc": 50.0 - seed},  # gaps 0, 2, 4, 6, 8: sd 3.16
+                 {"run_id": f"q{seed}", "model": "a/q", "dataset": "x", "shots": "10", "seed": seed,
+                  "acc": 50.0 + seed + 0.1 * (seed % 2)}]  # gaps 0, -0.1, 0, -0.1, 0: tiny sd
+    target = sequential.Target(halfwidth=2.0, max_seeds=40, pilot=5)
+    needed = sequential.seeds_needed(pd.DataFrame(rows), {}, "a/dense", ["a/s", "a/q"], target)
+    by_model = dict(zip(needed["model"], needed["needed"], strict=True))
+    t = stats.t.ppf(0.975, 4)
+    assert by_model["a/s"] == math.ceil(10.0 * t ** 2 / 4) and by_model["a/q"] == 5
+    plan = sequential.seed_plan(needed, "a/dense")
+    assert plan[("a/dense", "x", "10")] == by_model["a/s"]
+    with pytest.raises(SpecError, match=r"a/s on x N=10: needs 20 seeds"):
+        sequential.check_budget(needed, sequential.Target(halfwidth=2.0, max_seeds=19, pilot=5))

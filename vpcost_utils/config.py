@@ -23,7 +23,14 @@ SHOTS_GRID: tuple[int | None, ...] = (1, 2, 5, 10, 20, 50, 100, None)
 
 TASKS = ("vp", "clip", "crossmodal")
 # RunSpec fields added after the first release, left out of the run id while None
-_LATER_FIELDS = ("canvas", "max_test", "holdout", "class_names", "oversized")
+_LATER_FIELDS = ("canvas", "max_test", "holdout", "class_names", "oversized", "sample_seed", "precision")
+PRECISIONS = ("fp32", "bf16")
+#: The version of what a spec computes. A record made under another protocol is never reused: the store
+#: treats it as missing and the run is made again (``store.ResultStore.stale``). Bump it when a change of
+#: code changes the numbers a spec gives. 2: every run on one intra-op thread (``arithmetic.py``); before,
+#: the thread count was whatever the runner's process had, and a 2-thread and a 1-thread run of one spec
+#: differed by up to 4 accuracy points (docs/mini-study.md).
+PROTOCOL = 2
 METHODS = {"vp": ("rlm", "flm", "ilm"), "clip": ("vp", "ilm-vp", "single-tp-vp"), "crossmodal": ("max", "mean")}
 CLASS_NAME_SOURCES = ("fork",)  # besides None, our own names
 DEFAULT_LR = {"vp": 0.01, "clip": 40.0, "crossmodal": 1e-3}
@@ -75,6 +82,13 @@ class RunSpec:
     # An N above every class of the dataset: None = refused (that run is the full-data one: the grid drops it);
     # "paper" = run it as the paper did, on every training image at N's batch size (Flowers102 N >= 20, DTD N = 50).
     oversized: str | None = None
+    # The seed of the data draw alone (the N-shot sample and the held-out images); None: ``seed``. Set it to
+    # tell the data budget's own variance (which N images) from the optimisation's (batch order, RLM).
+    sample_seed: int | None = None
+    # Arithmetic of the training and mapping passes: None = the reference's (fp32 on the CPU, bf16 autocast on
+    # CUDA), "fp32" = never autocast, "bf16" = bf16 autocast on any device (AMX on this CPU: 2-3x faster).
+    # The test pass stays fp32; quantized backbones always train in fp32 (see train._autocast).
+    precision: str | None = None
 
     def __post_init__(self) -> None:
         check_choice("task", self.task, TASKS)
@@ -88,6 +102,16 @@ class RunSpec:
             value = getattr(self, name)
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
                 raise SpecError(f"RunSpec.{name} must be {kind.__name__}, got {value!r} ({type(value).__name__})")
+        if self.sample_seed is not None and (not isinstance(self.sample_seed, int) or isinstance(self.sample_seed, bool)
+                                             or self.sample_seed < 0):
+            raise SpecError(f"RunSpec.sample_seed must be a non-negative int or None, got {self.sample_seed!r}")
+        for name in ("sample_seed", "precision"):
+            if getattr(self, name) is not None and self.task != "vp":
+                raise SpecError(f"RunSpec.{name} only applies to task='vp' for now, got task={self.task!r}")
+        if self.precision is not None:
+            check_choice("precision", self.precision, PRECISIONS)
+        if self.sample_seed == self.seed:  # the same draw as the plain seed: one run, one id
+            object.__setattr__(self, "sample_seed", None)
         for name in ("n_shots", "batch_size", "max_train", "max_steps", "canvas", "max_test", "holdout"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
@@ -115,6 +139,11 @@ class RunSpec:
         if self.batch_size is not None:
             return self.batch_size
         return batch_size_for(self.n_shots) if self.task == "vp" else DEFAULT_BATCH[self.task]
+
+    @property
+    def data_seed(self) -> int:
+        """The seed of the N-shot sample and the held-out images."""
+        return self.seed if self.sample_seed is None else self.sample_seed
 
     @property
     def effective_lr(self) -> float:

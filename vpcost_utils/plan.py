@@ -193,7 +193,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="images/s per architecture: training step and forward pass")
     parser.add_argument("--measure", action="store_true", help="time each architecture here (random weights)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--target-halfwidth", type=float, default=None, metavar="H",
+                        help="also print the seeds per cell and the hours for a +-H-point 95 %% interval on every gap")
+    parser.add_argument("--pilot-sd", type=float, default=None, metavar="S",
+                        help="with --target-halfwidth: the per-seed paired gap's sd a pilot measured (points)")
+    parser.add_argument("--test-se", type=float, default=0.0, help="the test set's se of the gap (points)")
+    parser.add_argument("--pilot-seeds", type=int, default=5)
     args = parser.parse_args(argv)
+    if args.target_halfwidth is not None and (args.pilot_sd is None or args.pilot_sd < 0
+                                              or not args.target_halfwidth > 0):
+        parser.error("--target-halfwidth needs a positive H and --pilot-sd S >= 0 (the paired gap's per-seed sd "
+                     "from a pilot, e.g. docs/mini-study.md)")
     by_section = profile_specs(args.profile)
     ips = _parse_ips(args.ips)
     archs = sorted({arch_of(s.model) for specs in by_section.values() for s in specs})
@@ -209,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"profile {args.profile}: image passes (millions) by phase, and device-hours where images/s are known")
     print(f"{'section':16} {'runs':>6} {'train':>9} {'mapping':>9} {'test':>9} {'hours':>9}")
     total, total_hours, unknown = Passes(), 0.0, set()
+    hours_by_section: dict[str, float] = {}
     for section, specs in by_section.items():
         passes, section_hours = Passes(), 0.0
         for spec in specs:
@@ -221,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                 unknown.add(arch)
         total += passes
         total_hours += section_hours
+        hours_by_section[section] = section_hours
         print(f"{section:16} {len(specs):6d} {passes.train / 1e6:9.2f} {passes.mapping / 1e6:9.2f} "
               f"{passes.test / 1e6:9.2f} {section_hours:9.2f}")
     runs = sum(len(s) for s in by_section.values())
@@ -228,7 +240,37 @@ def main(argv: list[str] | None = None) -> int:
           f"{total_hours:9.2f}")
     if unknown:
         print(f"hours leave out {sorted(unknown)}: no images/s given (--ips) or measured (--measure)")
+    if args.target_halfwidth is not None:
+        _print_target(args, by_section, hours_by_section, unknown)
     return 0
+
+
+def _print_target(args: argparse.Namespace, by_section: dict[str, list[RunSpec]], hours_by_section: dict[str, float],
+                  unknown: set[str]) -> None:
+    """What a +-H interval on every gap costs, from a pilot's sd (sequential.planned_seeds). Sections that run
+    the profile's seeds scale with the seeds; one-seed sections (CLIP, cross-modal on a CPU profile) stay."""
+    from .sequential import planned_seeds, resolvable
+
+    seeds_of = {section: len({s.seed for s in specs}) for section, specs in by_section.items() if specs}
+    seeds_now = max(seeds_of.values())
+    need = planned_seeds(args.target_halfwidth, args.pilot_sd, args.pilot_seeds, args.test_se)
+    if seeds_now >= 2:
+        half, mde = resolvable(args.pilot_sd, seeds_now, args.test_se)
+        now = f"give +-{half:.1f} points and detect {mde:.1f} points at 80 % power"
+    else:
+        now = "give no interval"
+    print(f"\nat a paired-gap sd of {args.pilot_sd:g} points (test-set se {args.test_se:g}): the profile's "
+          f"{seeds_now} seed(s) {now}")
+    if need is None:
+        print(f"+-{args.target_halfwidth:g} points is out of reach at any number of seeds: the test set alone is "
+              f"wider; evaluate on more test images")
+        return
+    scale = {section: need / k if k == seeds_now else 1.0 for section, k in seeds_of.items()}
+    runs = sum(round(len(by_section[section]) * f) for section, f in scale.items())
+    total = sum(hours_by_section[section] * f for section, f in scale.items())
+    hours = f"{total:.1f} device-hours" + (f" (leaving out {sorted(unknown)})" if unknown else "")
+    print(f"+-{args.target_halfwidth:g} points (Stein, pilot of {args.pilot_seeds}): {need} seeds per cell, about "
+          f"{runs} runs, {hours}")
 
 
 if __name__ == "__main__":

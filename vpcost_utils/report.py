@@ -59,10 +59,21 @@ class ReportConfig:
     max_test: int | None = None  # None: the whole test split
     substitute: bool = False
     name: str | None = None  # report folder name; None: derived from the models
+    # A fixed-width study (sequential.Target): each cell runs a pilot of ``pilot_seeds`` seeds, then as many
+    # as Stein's rule needs for this half-width (accuracy points), at most ``max_seeds``; ``seeds`` is ignored.
+    target_halfwidth: float | None = None
+    max_seeds: int | None = None
+    pilot_seeds: int = 5
 
     def __post_init__(self) -> None:
         for attr in ("compressed", "datasets", "shots", "seeds"):
             object.__setattr__(self, attr, tuple(getattr(self, attr)))
+        if self.target_halfwidth is not None:
+            self.target  # noqa: B018  (validates the half-width, the pilot and the budget now, before any training)
+            object.__setattr__(self, "seeds", tuple(range(self.max_seeds)))
+        elif self.max_seeds is not None:
+            raise SpecError("--max-seeds only applies with --target-halfwidth (a fixed-width study); for a fixed "
+                            "number of seeds use --seeds")
         if not self.compressed:
             raise SpecError("a report needs at least one compressed model (--compressed)")
         if self.dense in self.compressed:
@@ -75,7 +86,18 @@ class ReportConfig:
         """From ``profiles.settings("your_model", profile, ...)`` (notebook 08's parameters)."""
         keys = ("dense", "compressed", "datasets", "shots", "seeds", "epochs", "eval_every", "holdout", "canvas",
                 "max_test", "substitute")
-        return cls(**{k: settings[k] for k in keys}, name=name)
+        optional = {k: settings[k] for k in ("target_halfwidth", "max_seeds", "pilot_seeds") if
+                    settings.get(k) is not None}
+        return cls(**{k: settings[k] for k in keys}, **optional, name=name)
+
+    @property
+    def target(self):
+        """The fixed-width study's ``sequential.Target``, or None for a fixed number of seeds."""
+        from .sequential import Target
+
+        if self.target_halfwidth is None:
+            return None
+        return Target(self.target_halfwidth, self.max_seeds if self.max_seeds is not None else 30, self.pilot_seeds)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -88,11 +110,21 @@ class ReportConfig:
         raw = "-vs-".join(m.rsplit("/", 1)[-1] if "/" in m else m for m in self.models)
         return re.sub(r"[^A-Za-z0-9._-]+", "_", raw)[:80]
 
-    def specs(self) -> list[RunSpec]:
+    def specs(self, seeds: dict[tuple[str, str, str], int] | int | None = None) -> list[RunSpec]:
+        """The runs; ``seeds``: how many seeds each (model, dataset, shots) runs (a plan, or one count for all),
+        default ``self.seeds``."""
+        def count(model: str, dataset: str, n: int | None) -> range | tuple[int, ...]:
+            if seeds is None:
+                return self.seeds
+            if isinstance(seeds, int):
+                return range(seeds)
+            return range(seeds.get((model, dataset, "full" if n is None else str(n)), 0))
+
         return [RunSpec(model, dataset, method=REPORT_METHOD, n_shots=n, seed=seed, epochs=self.epochs,
                         eval_every=self.eval_every, substitute=self.substitute, canvas=self.canvas,
                         max_test=self.max_test, holdout=self.holdout)
-                for dataset in self.datasets for n in self.shots for model in self.models for seed in self.seeds]
+                for dataset in self.datasets for n in self.shots for model in self.models
+                for seed in count(model, dataset, n)]
 
 
 def parse_shots(values: Sequence[str | int | None]) -> tuple[int | None, ...]:
@@ -169,14 +201,19 @@ def accuracy_table(df: pd.DataFrame, config: ReportConfig, metric: str = "acc") 
                     config)
 
 
-def gap_table(df: pd.DataFrame, config: ReportConfig, metric: str, *, compressed_minus_dense: bool = False
-              ) -> pd.DataFrame:
+def gap_table(df: pd.DataFrame, config: ReportConfig, metric: str, *, compressed_minus_dense: bool = False,
+              predictions: dict[str, Any] | None = None) -> pd.DataFrame:
     """Paired gap per compressed model, dataset and N (``intervals.paired_gaps``), dense minus compressed,
-    or compressed minus dense (for ECE, where larger is worse)."""
+    or compressed minus dense (for ECE, where larger is worse). With ``predictions`` (run id -> per-image
+    outcomes) the interval counts the test set; in a fixed-width study it is Stein's (the pilot's sd)."""
     table = df.assign(n_shots=df["n_shots"], method=REPORT_METHOD)
-    gaps = intervals.paired_gaps(table, {"report": (config.dense, list(config.compressed))}, metric)
+    pilot = config.pilot_seeds if config.target_halfwidth is not None else None
+    gaps = intervals.paired_gaps(table, {"report": (config.dense, list(config.compressed))}, metric,
+                                 predictions=predictions, pilot=pilot)
     if compressed_minus_dense:
-        gaps = gaps.assign(gap=-gaps["gap"], gap_low=-gaps["gap_high"], gap_high=-gaps["gap_low"])
+        flipped = {"above 0": "below 0", "below 0": "above 0"}
+        gaps = gaps.assign(gap=-gaps["gap"], gap_low=-gaps["gap_high"], gap_high=-gaps["gap_low"],
+                           verdict=gaps["verdict"].map(lambda v: flipped.get(v, v)))
     gaps = gaps.drop(columns=["family", "dense", "method"])
     return _ordered(gaps, config)
 
@@ -204,24 +241,38 @@ def _interval_text(mean: float, low: float, high: float, digits: int = 1) -> str
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
+def verdict_words(verdict: str, what: str = "accuracy") -> str:
+    """An ``intervals.verdict`` of a dense-minus-compressed accuracy gap in the paper's terms."""
+    if verdict == "above 0":
+        return "compressed transfers worse"
+    if verdict == "below 0":
+        return "compressed transfers better"
+    if verdict.startswith("within"):
+        return f"no gap larger than {verdict.split()[-1]} points"
+    return verdict
+
+
 def verdicts(acc_gaps: pd.DataFrame, ece_gaps: pd.DataFrame, ece_ts_gaps: pd.DataFrame) -> list[str]:
     """One plain paragraph per (dataset, compressed model), in the paper's terms."""
     out = []
     for (dataset, model), part in acc_gaps.groupby(["dataset", "model"], sort=False):
         part = part.sort_values("shots", key=lambda c: c.map(_shot_rank))
-        cells = [f"N={r.shots}: {r.gap:+.1f} points [{r.gap_low:+.1f}, {r.gap_high:+.1f}]"
-                 if not math.isnan(r.gap_low) else f"N={r.shots}: {r.gap:+.1f} points (one seed)"
+        cells = [f"N={r.shots}: {r.gap:+.1f} points [{r.gap_low:+.1f}, {r.gap_high:+.1f}], {r.pairs} seeds, "
+                 f"{verdict_words(r.verdict)}"
+                 if not math.isnan(r.gap_low) else f"N={r.shots}: {r.gap:+.1f} points (one seed: no verdict)"
                  for r in part.itertuples()]
         worse = part[part["beyond_noise"] & (part["gap"] > 0)]
         better = part[part["beyond_noise"] & (part["gap"] < 0)]
         if len(worse):
-            head = (f"**{model} on {dataset} pays an accuracy cost** beyond seed noise at N = "
+            head = (f"**{model} on {dataset} pays an accuracy cost** beyond noise (seeds and test set) at N = "
                     f"{', '.join(worse['shots'])}")
         elif len(better):
             head = f"**{model} on {dataset} transfers better than the dense model** at N = {', '.join(better['shots'])}"
+        elif (part["pairs"] < intervals.MIN_VERDICT_SEEDS).all():
+            head = f"**{model} on {dataset}: no verdict** (fewer than {intervals.MIN_VERDICT_SEEDS} seeds)"
         else:
-            head = f"**{model} on {dataset}: no accuracy gap beyond seed noise**"
-        text = f"{head}. Dense minus compressed accuracy (paired by seed, 95 % t-interval): {'; '.join(cells)}."
+            head = f"**{model} on {dataset}: no accuracy gap beyond noise**"
+        text = f"{head}. Dense minus compressed accuracy (paired by seed, 95 % interval): {'; '.join(cells)}."
         if len(part) >= 2 and len(worse):
             first, last = part.iloc[0], part.iloc[-1]
             trend = "shrinks" if abs(last.gap) < abs(first.gap) else "does not shrink"
@@ -274,20 +325,27 @@ class Report:
     failures: list[dict[str, Any]] = field(default_factory=list)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # run_id -> record
 
+    seed_plan: dict[tuple[str, str, str], int] | None = None  # fixed-width study: seeds per cell
+
+    @cached_property
+    def predictions(self) -> dict[str, Any]:
+        return intervals.predictions_of(self.records)
+
     @cached_property
     def accuracy(self) -> pd.DataFrame:
         return accuracy_table(self.runs, self.config, "acc")
 
     @cached_property
     def acc_gaps(self) -> pd.DataFrame:
-        return gap_table(self.runs, self.config, "acc")
+        return gap_table(self.runs, self.config, "acc", predictions=self.predictions)
 
     @cached_property
     def ece_gaps(self) -> pd.DataFrame:
-        return gap_table(self.runs, self.config, "ece", compressed_minus_dense=True)
+        return gap_table(self.runs, self.config, "ece", compressed_minus_dense=True, predictions=self.predictions)
 
     @cached_property
     def ece_ts_gaps(self) -> pd.DataFrame:
+        # per-image outcomes are of the untempered logits: the test term is not counted after scaling
         return gap_table(self.runs, self.config, "ece_temp_scaled", compressed_minus_dense=True)
 
     def calibration(self) -> pd.DataFrame:
@@ -365,6 +423,10 @@ class Report:
                    "ece_gaps": self.ece_gaps.to_dict("records"),
                    "ece_temp_scaled_gaps": self.ece_ts_gaps.to_dict("records"),
                    "calibration": self.calibration().to_dict("records"), "verdicts": self.verdicts(),
+                   "interval_rule": self.config.target.rule if self.config.target else
+                   "Student t over seeds (k - 1 df) with the test set's variance added",
+                   "seed_plan": [{"model": k[0], "dataset": k[1], "shots": k[2], "seeds": n}
+                                 for k, n in (self.seed_plan or {}).items()],
                    "failures": [{k: f[k] for k in ("run_id", "error")} for f in self.failures]}
         paths["summary"] = folder / "summary.json"
         atomic_write_bytes(paths["summary"], json.dumps(summary, indent=1, default=_json_default).encode())
@@ -374,13 +436,17 @@ class Report:
         c = self.config
         shots = ", ".join("full" if n is None else str(n) for n in c.shots)
         env = next(iter(self.records.values()), {}).get("env", {})
+        rule = (f"Stein two-stage: a pilot of {c.pilot_seeds} seeds decides each cell's seeds, target +-"
+                f"{c.target_halfwidth:g} points" if c.target else "Student t over seeds, the test set's variance added")
         b: list[tuple[str, Any]] = [
             ("h1", f"Hidden cost report: {c.folder_name}"),
             ("p", f"Dense model **{c.dense}** against {', '.join(f'**{m}**' for m in c.compressed)} on "
                   f"{', '.join(c.datasets)}; N-shot budgets {shots}; seeds {', '.join(map(str, c.seeds))}. "
                   f"Protocol: ILM-VP as the paper ran it (Adam lr 0.01, {c.epochs} epochs, batch size by N as in "
-                  f"its Table 5, frozen backbone); intervals are 95 % Student-t over seeds; dense-compressed pairs "
-                  f"share seed, training images and test images. {c.holdout} training images per class are held "
+                  f"its Table 5, frozen backbone); intervals are 95 % and count the seeds and the finite test set "
+                  f"({rule}); "
+                  f"dense-compressed pairs share seed, training images, batch order and test images; no verdict "
+                  f"below {intervals.MIN_VERDICT_SEEDS} seeds. {c.holdout} training images per class are held "
                   f"out (seeded, before the N-shot draw, the same for every model) to fit each run's temperature; "
                   f"they are neither trained on nor tested on."),
             ("p", f"{len(self.runs)} runs; {len(self.failures)} failed. Made "
@@ -393,8 +459,10 @@ class Report:
             ("fig", "accuracy"),
             ("table", _fmt_intervals(self.accuracy, "test accuracy (%)")),
             ("h2", "The gap, paired by seed"),
-            ("p", "Positive: the compressed model transfers worse. A gap is beyond seed noise when its 95 % interval "
-                  "excludes zero; with one seed there is no interval."),
+            ("p", "Positive: the compressed model transfers worse. Each cell ends in one of three verdicts: the "
+                  "interval lies above 0 (compressed worse), below 0 (compressed better), or it holds 0 and so rules "
+                  "out any gap larger than its farther end. 'Min. detectable' is the true gap this design finds "
+                  "with 80 % power."),
             ("fig", "accuracy_gap"),
             ("table", _fmt_gaps(self.acc_gaps)),
             ("h2", "Calibration and temperature scaling"),
@@ -422,7 +490,7 @@ class Report:
 
 def _in_points(gaps: pd.DataFrame) -> pd.DataFrame:
     """An ECE gap table (fractions) in points, as the report shows ECE."""
-    return gaps.assign(**{c: 100 * gaps[c] for c in ("gap", "gap_low", "gap_high")})
+    return gaps.assign(**{c: 100 * gaps[c] for c in ("gap", "gap_low", "gap_high", "halfwidth", "mde")})
 
 
 def _json_default(value: Any) -> Any:
@@ -451,7 +519,9 @@ def _fmt_gaps(gaps: pd.DataFrame) -> pd.DataFrame:
                          "pairs": gaps["pairs"],
                          "gap [95 % CI]": [_interval_text(r.gap, r.gap_low, r.gap_high)
                                            for r in gaps.itertuples()],
-                         "beyond seed noise": ["yes" if b else "no" for b in gaps["beyond_noise"]]})
+                         "half-width": gaps["halfwidth"].round(2), "min. detectable (80 %)": gaps["mde"].round(2),
+                         "test set": gaps["test_noise"].map(lambda t: "counted" if t == "counted" else "not counted"),
+                         "verdict": gaps["verdict"]})
 
 
 def _fmt_calibration(cal: pd.DataFrame) -> pd.DataFrame:
@@ -522,10 +592,12 @@ def preflight(config: ReportConfig) -> tuple[dict[str, dict[str, Any]], dict[str
     return models, datasets
 
 
-def collect(config: ReportConfig, store: ResultStore) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
-    """The finished runs of ``config`` as a table (one row per run) and their records by run id."""
+def collect(config: ReportConfig, store: ResultStore, seeds: dict[tuple[str, str, str], int] | int | None = None
+            ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """The finished runs of ``config`` (of ``seeds``: see ``ReportConfig.specs``) as a table (one row per run)
+    and their records by run id."""
     rows, records = [], {}
-    for spec in config.specs():
+    for spec in config.specs(seeds):
         if not store.has(spec):
             continue
         rec = store.read(spec.run_id)
@@ -549,9 +621,26 @@ def build(config: ReportConfig, output_dir: str | Path = "outputs/report", *, ru
 
     models, datasets = preflight(config)
     store = ResultStore(Path(output_dir) / "runs")
-    result = run_grid(config.specs(), store, runner=runner, device=device, progress=progress, on_error="continue")
-    runs, records = collect(config, store)
-    return Report(config, runs, models, datasets, failures=result.failures, records=records)
+    target, plan = config.target, None
+    if target is None:
+        result = run_grid(config.specs(), store, runner=runner, device=device, progress=progress, on_error="continue")
+    else:  # stage 1: the pilot; stage 2: what Stein's rule says each cell needs, decided by the pilot alone
+        from .sequential import check_budget, seed_plan, seeds_needed
+
+        result = run_grid(config.specs(target.pilot), store, runner=runner, device=device, progress=progress,
+                          on_error="continue")
+        runs, records = collect(config, store, target.pilot)
+        needed = seeds_needed(runs, intervals.predictions_of(records), config.dense, config.compressed, target)
+        check_budget(needed, target)
+        plan = seed_plan(needed, config.dense)
+        if progress:
+            print("seeds per cell (Stein, pilot of", target.pilot, "):",
+                  ", ".join(f"{m} {d} N={n}: {k}" for (m, d, n), k in plan.items()), flush=True)
+        more = run_grid(config.specs(plan), store, runner=runner, device=device, progress=progress,
+                        on_error="continue")
+        result.failures += more.failures
+    runs, records = collect(config, store, plan)
+    return Report(config, runs, models, datasets, failures=result.failures, records=records, seed_plan=plan)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -562,7 +651,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compressed", nargs="+", required=True, help="one or more compressed models, same forms")
     parser.add_argument("--datasets", nargs="+", required=True, help="registry datasets or folder:PATH")
     parser.add_argument("--shots", nargs="+", default=["1", "10", "full"], help="N-shot budgets; 'full' = all")
-    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (0..k-1)")
+    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (0..k-1); no verdict below 3")
+    parser.add_argument("--target-halfwidth", type=float, default=None, metavar="H",
+                        help="a fixed-width study: every accuracy gap's 95 %% interval at most +-H points; a pilot "
+                             "of --pilot-seeds seeds per cell, then as many seeds as Stein's two-stage rule needs")
+    parser.add_argument("--max-seeds", type=int, default=None, metavar="K",
+                        help="with --target-halfwidth: the most seeds any cell may run (default 30); a cell that "
+                             "needs more is refused after the pilot, saying how many it needs")
+    parser.add_argument("--pilot-seeds", type=int, default=5, help="with --target-halfwidth: the pilot's seeds")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--holdout", type=int, default=20, help="training images per class held out for the "
@@ -579,10 +675,15 @@ def main(argv: list[str] | None = None) -> int:
         shots = parse_shots(args.shots)
     except VpcostError as exc:
         parser.error(str(exc))
-    config = ReportConfig(dense=args.dense, compressed=tuple(args.compressed), datasets=tuple(args.datasets),
-                          shots=shots, seeds=tuple(range(args.seeds)), epochs=args.epochs,
-                          eval_every=args.eval_every, holdout=args.holdout, canvas=args.canvas,
-                          max_test=args.max_test, substitute=args.substitute, name=args.name)
+    try:
+        config = ReportConfig(dense=args.dense, compressed=tuple(args.compressed), datasets=tuple(args.datasets),
+                              shots=shots, seeds=tuple(range(args.seeds)), epochs=args.epochs,
+                              eval_every=args.eval_every, holdout=args.holdout, canvas=args.canvas,
+                              max_test=args.max_test, substitute=args.substitute, name=args.name,
+                              target_halfwidth=args.target_halfwidth, max_seeds=args.max_seeds,
+                              pilot_seeds=args.pilot_seeds)
+    except VpcostError as exc:
+        parser.error(str(exc))
     try:
         report = build(config, args.output_dir, runner=args.runner, device=args.device)
     except VpcostError as exc:  # bad input: the message names the problem and the fix; no traceback

@@ -12,7 +12,8 @@ from typing import Any
 import torch
 
 from . import rehearsal
-from .config import RunSpec
+from .arithmetic import fixed_arithmetic
+from .config import PROTOCOL, RunSpec
 from .store import ResultStore
 
 
@@ -54,21 +55,24 @@ def execute(spec: RunSpec, *, device: str | torch.device | None = None, progress
     """Run ``spec`` and return its full record, without writing it."""
     device = device or default_device()
     start = time.time()
-    if spec.task == "vp":
-        from .train import run_vp
+    with fixed_arithmetic(device) as arithmetic:
+        if spec.task == "vp":
+            from .train import run_vp
 
-        body = run_vp(spec, device=device, progress=progress)
-    elif spec.task == "clip":
-        from .clip import run_clip
+            body = run_vp(spec, device=device, progress=progress)
+        elif spec.task == "clip":
+            from .clip import run_clip
 
-        body = run_clip(spec, device=device, progress=progress)
-    else:
-        from .crossmodal import run_crossmodal
+            body = run_clip(spec, device=device, progress=progress)
+        else:
+            from .crossmodal import run_crossmodal
 
-        body = run_crossmodal(spec, device=device, progress=progress)
-    env = environment(device)
+            body = run_crossmodal(spec, device=device, progress=progress)
+        env = environment(device)
     env.update(wall_time_s=round(time.time() - start, 3), finished=datetime.now(timezone.utc).isoformat())
-    record = {"run_id": spec.run_id, "spec": spec.to_dict(), **body, "env": env}
+    arithmetic["precision"] = body.get("runtime", {}).get("precision")
+    record = {"run_id": spec.run_id, "protocol": PROTOCOL, "spec": spec.to_dict(), **body,
+              "arithmetic": arithmetic, "env": env}
     if rehearsal.active():  # random weights and fake data: never to be read as a result
         record["rehearsal"] = True
     return record
@@ -79,6 +83,10 @@ def run(spec: RunSpec, store: ResultStore | None = None, *, device: str | torch.
     """The record for ``spec``: read from ``store`` when it is there, else computed and written."""
     if store is not None and store.has(spec):
         return store.read(spec.run_id)
+    if store is not None and (reason := store.stale(spec)):
+        import warnings
+
+        warnings.warn(f"run {spec.run_id}: {reason}; running it again", stacklevel=2)
     record = execute(spec, device=device, progress=progress)
     if store is not None:
         store.write(record)

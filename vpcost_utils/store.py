@@ -18,7 +18,8 @@ from typing import Any
 import torch
 
 from ._io import atomic_torch_save, atomic_write_bytes
-from .config import RunSpec
+from .arithmetic import run_threads
+from .config import PROTOCOL, RunSpec
 
 
 def _jsonable(value: Any) -> Any:
@@ -43,7 +44,30 @@ class ResultStore:
         return self.root / f"{run_id}.json"
 
     def has(self, spec: RunSpec) -> bool:
-        return self.path(spec.run_id).exists()
+        """A record of ``spec`` exists and was made under this protocol and thread count (not ``stale``)."""
+        return self.path(spec.run_id).exists() and self.stale(spec) is None
+
+    def stale(self, spec: RunSpec) -> str | None:
+        """Why the record of ``spec`` may not be reused, or None (also when there is none).
+
+        A record made by another protocol version (``config.PROTOCOL``) or on another number of threads per
+        run (``arithmetic.py``) would give other numbers if run now: it is made again, never reused silently.
+        An unreadable record is stale too.
+        """
+        path = self.path(spec.run_id)
+        if not path.exists():
+            return None
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            return f"its record {path.name} is unreadable ({exc})"
+        protocol = record.get("protocol", 1)
+        if protocol != PROTOCOL:
+            return f"its record was made under protocol {protocol}, this code computes protocol {PROTOCOL}"
+        threads = record.get("arithmetic", {}).get("threads")
+        if threads != run_threads():
+            return f"its record was made on {threads} thread(s) per run, this process runs on {run_threads()}"
+        return None
 
     def write(self, record: dict[str, Any]) -> Path:
         """Write a record (and its saved prompts, if any) atomically; returns the JSON path."""

@@ -57,17 +57,27 @@ def batches(split: ImageSplit, batch_size: int, device: torch.device, generator:
         yield split.images[idx].to(device, non_blocking=True).float().div_(255), split.labels[idx].to(device)
 
 
-def _autocast(device: torch.device, mixed: bool = True):
-    # The reference trains under CUDA AMP; on the CPU we stay in fp32 (bf16 there is slower here).
-    # Quantized backbones never: their fake quantizers would round bf16 activations to other codes
-    # than the fp32 mapping and test passes see, so the prompt would train on a different network.
-    enabled = device.type == "cuda" and mixed
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+def training_precision(precision: str | None, device: torch.device, *, quantized: bool) -> str:
+    """The arithmetic of the training and mapping passes: "bf16" (autocast) or "fp32".
+
+    None is the reference's choice: CUDA AMP on a GPU, fp32 on the CPU. Quantized backbones are always fp32:
+    their fake quantizers would round bf16 activations to other codes than the fp32 test pass sees, so the
+    prompt would train on a different network.
+    """
+    if quantized:
+        return "fp32"
+    if precision is None:
+        return "bf16" if device.type == "cuda" else "fp32"
+    return precision
+
+
+def _autocast(device: torch.device, precision: str = "fp32"):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def train_one_epoch(backbone: nn.Module, prompt: ExpansivePrompt, mapping: torch.Tensor, train: ImageSplit,
                     optimizer: torch.optim.Optimizer, batch_size: int, device: torch.device,
-                    generator: torch.Generator, mixed: bool = True) -> tuple[float, float]:
+                    generator: torch.Generator, precision: str = "fp32") -> tuple[float, float]:
     """One pass over the training subset; returns (mean loss, accuracy %)."""
     prompt.train()
     # Running sums stay on the device (no host sync per step on a GPU); float64 keeps the loss sum what
@@ -76,7 +86,7 @@ def train_one_epoch(backbone: nn.Module, prompt: ExpansivePrompt, mapping: torch
     correct = torch.zeros((), dtype=torch.long, device=device)
     seen = 0
     for images, labels in batches(train, batch_size, device, generator):
-        with _autocast(device, mixed):
+        with _autocast(device, precision):
             logits = backbone(prompt(images))[:, mapping].float()
         loss = F.cross_entropy(logits, labels)
         optimizer.zero_grad(set_to_none=True)
@@ -96,11 +106,15 @@ def source_logits(backbone: nn.Module, prompt: ExpansivePrompt, split: ImageSpli
     return torch.cat([backbone(prompt(x)).float().cpu() for x, _ in batches(split, EVAL_BATCH, device)])
 
 
-def _frequency_mapping(backbone: nn.Module, prompt: ExpansivePrompt, train: ImageSplit, device: torch.device
-                       ) -> torch.Tensor:
+def _frequency_mapping(backbone: nn.Module, prompt: ExpansivePrompt, train: ImageSplit, device: torch.device,
+                       precision: str = "fp32") -> torch.Tensor:
     prompt.eval()
-    mapping, _ = frequency_mapping(lambda x: backbone(prompt(x)), batches(train, EVAL_BATCH, device),
-                                   train.num_classes)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        with _autocast(device, precision):
+            return backbone(prompt(x)).float()
+
+    mapping, _ = frequency_mapping(forward, batches(train, EVAL_BATCH, device), train.num_classes)
     return mapping.to(device)
 
 
@@ -152,12 +166,12 @@ def load_data_with_holdout(spec: RunSpec, input_size: int | None = None
     held = None
     if spec.holdout is not None:
         try:
-            held_idx, rest_idx = hold_out(train.labels, spec.holdout, spec.seed)
+            held_idx, rest_idx = hold_out(train.labels, spec.holdout, spec.data_seed)
         except ValueError as exc:
             raise SpecError(f"{spec.dataset}: {exc}") from None
         held, train = train.subset(held_idx), train.subset(rest_idx)
     _check_shots(spec, train)
-    train = train.subset(sample_n_shots(train.labels, spec.n_shots, spec.seed))
+    train = train.subset(sample_n_shots(train.labels, spec.n_shots, spec.data_seed))
     if spec.max_train is not None:
         train = train.subset(torch.arange(min(spec.max_train, len(train))))
     return train, test, held
@@ -198,6 +212,27 @@ def prepare_backbone(model: SourceModel, device: torch.device, *, quantized: boo
     return backbone, {"channels_last": True, "batchnorm_folded": before - count_batchnorm(backbone)}
 
 
+def convergence(train_loss: list[float], mapping_history: list[tuple[int, list[int]]], epochs: int) -> dict:
+    """Has the run settled? Stored in every record, so an under-trained protocol shows in its own results.
+
+    ``loss_change_last_tenth``: relative change of the training loss over the last tenth of the epochs (at least
+    one epoch); ``mapping_changes_last_quarter``: how often ILM changed the label mapping in the last quarter of
+    the epochs. ``settled``: the loss moved by less than 5 % and the mapping not at all over those spans.
+    """
+    back = max(1, epochs // 10)
+    if len(train_loss) > back:
+        before = train_loss[-1 - back]
+        change = (train_loss[-1] - before) / before if before else 0.0
+    else:
+        change = float("nan")
+    quarter_start = epochs - max(1, epochs // 4)
+    changes = sum(1 for epoch, _ in mapping_history[1:] if epoch >= quarter_start)
+    last_change = mapping_history[-1][0] if mapping_history else 0
+    return {"loss_change_last_tenth": change, "mapping_changes_last_quarter": changes,
+            "last_mapping_change_epoch": last_change,
+            "settled": bool(abs(change) < 0.05 and changes == 0) if change == change else False}
+
+
 def run_vp(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool = True,
            model: SourceModel | None = None) -> dict:
     """Train one visual prompt as ``spec`` says and return the record body (metrics, curves, mapping...)."""
@@ -209,6 +244,8 @@ def run_vp(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool 
     train, test, held = load_data_with_holdout(spec)
     quantized = _is_quantized(spec.model, model)
     backbone, runtime = prepare_backbone(model, device, quantized=quantized)
+    precision = training_precision(spec.precision, device, quantized=quantized)
+    runtime["precision"] = precision
     canvas = spec.canvas or model.canvas_size
     prompt = ExpansivePrompt(canvas, train.input_size, model.mean, model.std).to(device)
     num_targets = train.num_classes
@@ -229,12 +266,12 @@ def run_vp(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool 
     for epoch in tqdm(range(spec.epochs), desc=f"{spec.model} {spec.dataset} {spec.method}", disable=not progress,
                       leave=False):
         if spec.method == "ilm" or (spec.method == "flm" and epoch == 0):
-            mapping = _frequency_mapping(backbone, prompt, train, device)
+            mapping = _frequency_mapping(backbone, prompt, train, device, precision)
         if not mapping_history or mapping_history[-1][1] != mapping.tolist():
             mapping_history.append((epoch, mapping.tolist()))
         curves["lr"].append(optimizer.param_groups[0]["lr"])
         loss, acc = train_one_epoch(backbone, prompt, mapping, train, optimizer, spec.effective_batch_size, device,
-                                    generator, mixed=not quantized)
+                                    generator, precision)
         scheduler.step()
         curves["epoch"].append(epoch + 1)
         curves["train_loss"].append(loss)
@@ -257,6 +294,8 @@ def run_vp(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool 
     source_names = model.class_names or [str(i) for i in range(model.num_classes)]
     return {
         "metrics": summary,
+        "convergence": convergence(curves["train_loss"], mapping_history, spec.epochs),
+        "test_predictions": metrics.encode_predictions(test_logits, test.labels),
         "curves": curves,
         "mapping": mapping.tolist(),
         "mapping_history": mapping_history,
