@@ -3,8 +3,11 @@ import json
 import pytest
 
 from vpcost_utils import runs, sweep
-from vpcost_utils.config import RunSpec
+from vpcost_utils.config import PROTOCOL, RunSpec
 from vpcost_utils.store import ResultStore
+
+# what runs.execute stamps on every record: without it a record is stale (made by older code) and is redone
+STAMP = {"protocol": PROTOCOL, "arithmetic": {"threads": 1}}
 
 
 def _fake_execute(calls, fail_on=(), interrupt_on=()):
@@ -14,7 +17,7 @@ def _fake_execute(calls, fail_on=(), interrupt_on=()):
             raise RuntimeError(f"boom {spec.seed}")
         if spec.seed in interrupt_on:
             raise KeyboardInterrupt
-        return {"run_id": spec.run_id, "spec": spec.to_dict(), "metrics": {"acc": 10.0 + spec.seed, "ece": 0.1,
+        return {"run_id": spec.run_id, **STAMP, "spec": spec.to_dict(), "metrics": {"acc": 10.0 + spec.seed, "ece": 0.1,
                 "per_class_acc": [float("nan"), 1.0]}, "model": {"substitute": False}, "env": {"wall_time_s": 1}}
     return execute
 
@@ -22,7 +25,7 @@ def _fake_execute(calls, fail_on=(), interrupt_on=()):
 def test_records_are_written_atomically_and_read_back(tmp_path):
     store = ResultStore(tmp_path)
     spec = RunSpec("smallcnn/dense", "digits")
-    store.write({"run_id": spec.run_id, "spec": spec.to_dict(), "metrics": {"acc": 1.0, "x": float("nan")}})
+    store.write({"run_id": spec.run_id, **STAMP, "spec": spec.to_dict(), "metrics": {"acc": 1.0, "x": float("nan")}})
     assert [p.name for p in tmp_path.iterdir()] == [f"{spec.run_id}.json"]  # no temporary file left behind
     assert store.read(spec.run_id)["metrics"] == {"acc": 1.0, "x": None}
     assert store.has(spec) and not store.has(spec.replace(seed=1))

@@ -21,6 +21,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from .config import RunSpec
 
 DENSE = "efficientnet_lite0/dense"
@@ -75,14 +78,164 @@ def run_phase(phase: str, output: Path, runner: str = "processes") -> None:
         print(f"{phase}/{design} E={epochs}: {result}", flush=True)
 
 
+def _table(folder: Path) -> pd.DataFrame:
+    from .store import ResultStore
+
+    rows = []
+    for rec in ResultStore(folder).records() if folder.exists() else []:
+        spec, conv = rec["spec"], rec.get("convergence", {})
+        rows.append({"run_id": rec["run_id"], "model": spec["model"], "epochs": spec["epochs"], "seed": spec["seed"],
+                     "sample_seed": spec.get("sample_seed"), "precision": spec.get("precision") or "fp32",
+                     "threads": rec.get("arithmetic", {}).get("threads"), "acc": rec["metrics"]["acc"],
+                     "ece": rec["metrics"]["ece"], "wall_s": rec["env"]["wall_time_s"],
+                     "loss_change": conv.get("loss_change_last_tenth"),
+                     "mapping_changes": conv.get("mapping_changes_last_quarter"), "settled": conv.get("settled"),
+                     "record": rec})
+    return pd.DataFrame(rows)
+
+
+def _design_rows(runs: pd.DataFrame, design: str) -> pd.DataFrame:
+    fp32 = runs[runs["precision"] == "fp32"]
+    if design == "both":
+        return fp32[fp32["sample_seed"].isna()].assign(rep=lambda d: d["seed"])
+    if design == "sample":
+        part = fp32[(fp32["seed"] == 0)]
+        return part.assign(rep=part["sample_seed"].fillna(0).astype(int))
+    if design == "opt":
+        part = fp32[(fp32["sample_seed"] == 0) | ((fp32["seed"] == 0) & fp32["sample_seed"].isna())]
+        return part.assign(rep=part["seed"])
+    if design == "bf16":
+        part = runs[(runs["precision"] == "bf16") & runs["sample_seed"].isna()]
+        return part.assign(rep=part["seed"])
+    raise ValueError(design)
+
+
+def paired(runs: pd.DataFrame, design: str, compressed: str, epochs: int, metric: str = "acc") -> pd.DataFrame:
+    """Per repetition of a design: dense and compressed ``metric`` and their gap (and the run ids)."""
+    part = _design_rows(runs[runs["epochs"] == epochs], design)
+    d = part[part["model"] == DENSE].set_index("rep")
+    c = part[part["model"] == compressed].set_index("rep")
+    reps = sorted(set(d.index) & set(c.index))
+    dense, comp = d.loc[reps, metric].to_numpy(), c.loc[reps, metric].to_numpy()
+    return pd.DataFrame({"rep": reps, "dense": dense, "compressed": comp, "gap": dense - comp,
+                         "dense_id": d.loc[reps, "run_id"].to_numpy(),
+                         "compressed_id": c.loc[reps, "run_id"].to_numpy()})
+
+
+def decomposition(output: Path) -> pd.DataFrame:
+    """Per compressed model, training length and design: the paired gap's mean and sd over repetitions, and
+    (``arith``) the sd that the summation order alone gives, from 1-thread / 2-thread twins of each spec."""
+    from . import intervals
+
+    runs, twins = _table(output / "runs"), _table(output / "runs-threads2")
+    preds = intervals.predictions_of([r for r in runs["record"]]) if not runs.empty else {}
+    rows = []
+    for compressed in COMPRESSED:
+        for epochs in sorted(runs["epochs"].unique()) if not runs.empty else []:
+            for design in ("both", "sample", "opt", "bf16"):
+                g = paired(runs, design, compressed, epochs)
+                if len(g) < 2:
+                    continue
+                test_var = intervals.test_set_variance([preds[i] for i in g["dense_id"]],
+                                                       [preds[i] for i in g["compressed_id"]], "acc")
+                rows.append({"compressed": compressed.split("/")[-1], "epochs": int(epochs), "design": design,
+                             "reps": len(g), "dense_acc": g["dense"].mean(), "compressed_acc": g["compressed"].mean(),
+                             "gap": g["gap"].mean(), "gap_sd": g["gap"].std(ddof=1), "test_se": test_var ** 0.5})
+            if not twins.empty:
+                one = paired(runs, "both", compressed, epochs).set_index("rep")
+                two = paired(twins, "both", compressed, epochs).set_index("rep")
+                reps = sorted(set(one.index) & set(two.index))
+                if reps:
+                    diff = (two.loc[reps, "gap"] - one.loc[reps, "gap"]).to_numpy()
+                    rows.append({"compressed": compressed.split("/")[-1], "epochs": int(epochs), "design": "arith",
+                                 "reps": len(reps), "dense_acc": two.loc[reps, "dense"].mean(),
+                                 "compressed_acc": two.loc[reps, "compressed"].mean(), "gap": two.loc[reps, "gap"]
+                                 .mean(), "gap_sd": float(np.sqrt(np.mean(diff ** 2) / 2)), "test_se": np.nan})
+    return pd.DataFrame(rows)
+
+
+def precision_effect(output: Path) -> pd.DataFrame:
+    """bf16 minus fp32, paired by spec (same model and seed): accuracy and ECE per run."""
+    runs = _table(output / "runs")
+    if runs.empty:
+        return pd.DataFrame()
+    bf = runs[runs["precision"] == "bf16"]
+    rows = []
+    for r in bf.itertuples():
+        twin = runs[(runs["precision"] == "fp32") & (runs["model"] == r.model) & (runs["seed"] == r.seed)
+                    & (runs["epochs"] == r.epochs) & runs["sample_seed"].isna()]
+        if len(twin):
+            t = twin.iloc[0]
+            rows.append({"model": r.model.split("/")[-1], "epochs": r.epochs, "seed": r.seed, "fp32_acc": t.acc,
+                         "bf16_acc": r.acc, "acc_diff": r.acc - t.acc, "ece_diff": r.ece - t.ece,
+                         "speed_up": t.wall_s / r.wall_s})
+    return pd.DataFrame(rows)
+
+
+def convergence_summary(output: Path) -> pd.DataFrame:
+    """Per model and training length: how many runs settled, the loss change of the last tenth, mapping flips."""
+    runs = _table(output / "runs")
+    runs = runs[(runs["precision"] == "fp32")] if not runs.empty else runs
+    return (runs.groupby(["model", "epochs"]).agg(runs=("acc", "size"), acc=("acc", "mean"),
+                                                  settled=("settled", "mean"),
+                                                  loss_change=("loss_change", lambda x: np.mean(np.abs(x))),
+                                                  mapping_changes=("mapping_changes", "mean"),
+                                                  wall_s=("wall_s", "mean")).reset_index()
+            if not runs.empty else runs)
+
+
+def figure(table: pd.DataFrame):
+    """The paired gap's sd per design against training length, one panel per compressed model."""
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(table["compressed"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.4), squeeze=False)
+    for ax, model in zip(axes[0], models, strict=True):
+        part = table[table["compressed"] == model]
+        for design, marker in (("both", "o"), ("sample", "s"), ("opt", "^"), ("arith", "x"), ("bf16", "d")):
+            rows = part[part["design"] == design].sort_values("epochs")
+            if len(rows):
+                ax.plot(rows["epochs"], rows["gap_sd"], marker=marker, label=f"{design} ({rows['reps'].min()}+ reps)")
+        test = part[part["design"] == "both"].sort_values("epochs")
+        ax.plot(test["epochs"], test["test_se"], ls=":", c="grey", label="test-set se")
+        ax.set(title=f"dense - {model}, MNIST N=10", xlabel="epochs", ylabel="sd of the paired gap (points)",
+               xscale="log")
+        ax.set_xticks(sorted(part["epochs"].unique()), [str(e) for e in sorted(part["epochs"].unique())])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def analyse(output: Path, figure_path: Path | None = None) -> str:
+    """The Markdown tables docs/mini-study.md quotes (and the figure, if a path is given)."""
+    from .tables import to_markdown
+
+    table = decomposition(output)
+    parts = ["Paired gap (dense minus compressed accuracy, points) by design and training length:",
+             to_markdown(table.round(2)) if not table.empty else "_none_",
+             "bf16 autocast minus fp32, same spec:", to_markdown(precision_effect(output).round(3)) or "_none_",
+             "Convergence (fp32 runs):", to_markdown(convergence_summary(output).round(3)) or "_none_"]
+    if figure_path is not None and not table.empty:
+        figure_path.parent.mkdir(parents=True, exist_ok=True)
+        figure(table).savefig(figure_path, dpi=130, bbox_inches="tight")
+    return "\n\n".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--phase", nargs="+", choices=sorted(PHASES), default=["core"])
+    parser.add_argument("--phase", nargs="*", choices=sorted(PHASES), default=["core"])
     parser.add_argument("--output", default="outputs/noise-study")
     parser.add_argument("--runner", default="processes", choices=("serial", "processes"))
+    parser.add_argument("--analyse", action="store_true", help="print the tables from the records (runs nothing "
+                        "unless --phase is given too)")
+    parser.add_argument("--figure", default=None, help="with --analyse: where to save the figure")
     args = parser.parse_args(argv)
-    for phase in args.phase:
-        run_phase(phase, Path(args.output), args.runner)
+    if not args.analyse:
+        for phase in args.phase:
+            run_phase(phase, Path(args.output), args.runner)
+    else:
+        print(analyse(Path(args.output), Path(args.figure) if args.figure else None))
     return 0
 
 
