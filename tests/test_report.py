@@ -242,7 +242,7 @@ def test_fixed_width_study_refuses_an_unreachable_target_then_resumes_from_the_p
 
     trained = []
     real = sweep._run_and_clear
-    monkeypatch.setattr(sweep, "_run_and_clear", lambda spec, *a: (trained.append(spec), real(spec, *a)))
+    monkeypatch.setattr(sweep, "_run_and_clear", lambda spec, *a, **k: (trained.append(spec), real(spec, *a, **k))[1])
     # A wide target: the pilot suffices, nothing is trained again, and the summary names the rule
     assert report.main([*argv, "--target-halfwidth", "1000"]) == 0
     assert trained == []
@@ -274,3 +274,13 @@ def test_seed_plan_runs_each_cell_as_many_seeds_as_stein_says():
     assert plan[("a/dense", "x", "10")] == by_model["a/s"]
     with pytest.raises(SpecError, match=r"a/s on x N=10: needs 20 seeds"):
         sequential.check_budget(needed, sequential.Target(halfwidth=2.0, max_seeds=19, pilot=5))
+
+
+def test_a_canvas_smaller_than_the_images_is_refused_before_training(tmp_path, capsys):
+    # digits decode at 32 px; a 24-px canvas cannot hold them (before: every run failed, then a report of failures)
+    code = report.main(["--dense", "smallcnn/dense", "--compressed", "smallcnn/prune-90", "--datasets", "digits",
+                        "--shots", "2", "--holdout", "5", "--canvas", "24", "--output-dir", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "digits (32 px) into smallcnn/dense (24-px canvas)" in err and "smallcnn/prune-90" in err
+    assert "Raise --canvas" in err and not (tmp_path / "runs").exists()

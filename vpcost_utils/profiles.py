@@ -183,6 +183,10 @@ _SECTIONS["your_model"] = {
     "mini": {"dense": f"{LITE0}/dense", "compressed": (f"{LITE0}/prune-30", f"{LITE0}/int8-tflite"),
              "datasets": ("mnist",), "shots": (1, 10), "holdout": 20},
 }
+# A fixed-width study (report.ReportConfig, sequential.py): off by default; a target half-width in accuracy points
+# makes every cell run a pilot of `pilot_seeds` seeds and then as many as Stein's rule asks, at most `max_seeds`.
+for _report in _SECTIONS["your_model"].values():
+    _report.update(target_halfwidth=None, max_seeds=None, pilot_seeds=5)
 SECTIONS = tuple(_SECTIONS)
 
 

@@ -180,7 +180,7 @@ def check_dataset(name: str, shots: Sequence[int | None], holdout: int) -> dict[
                         f"plus {holdout} held out for temperature scaling); lower the largest N or --holdout, "
                         f"or add images")
     info = {"classes": k, "train_images": len(train), "test_images": len(test),
-            "smallest_class": int(train_counts.min())}
+            "smallest_class": int(train_counts.min()), "input_size": train.input_size}
     if name.startswith("folder:"):  # the split and the content fingerprint of a user's folder
         from .data import get_dataset_info
 
@@ -589,6 +589,13 @@ def preflight(config: ReportConfig) -> tuple[dict[str, dict[str, Any]], dict[str
         raise SpecError(f"the models do not share one output space: {classes}; a dense/compressed pair must "
                         f"predict the same classes for their label mappings to be comparable")
     datasets = {d: check_dataset(d, config.shots, config.holdout) for d in config.datasets}
+    # the prompt pads each image into the model's canvas: an image larger than the canvas cannot be prompted
+    too_big = [f"{d} ({info['input_size']} px) into {m} ({prov['canvas']}-px canvas)"
+               for d, info in datasets.items() for m, prov in models.items() if info["input_size"] > prov["canvas"]]
+    if too_big:
+        raise SpecError("images larger than the model's canvas cannot be prompted: " + "; ".join(too_big)
+                        + ". Raise --canvas, or decode the images smaller (folder:PATH?size=S with S at most the "
+                          "canvas)")
     return models, datasets
 
 

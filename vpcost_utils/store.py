@@ -79,6 +79,27 @@ class ResultStore:
         atomic_write_bytes(path, json.dumps(_jsonable(record), indent=1, sort_keys=True).encode())
         return path
 
+    def claim(self, run_id: str, *, wait: bool = False) -> Any:
+        """The run's writer lock, acquired, or None when another live process holds it (``wait=False``).
+
+        One writer per run: two sweeps over one store split the runs instead of both training each one.
+        ``filelock.FileLock`` is an OS lock (``flock``) on ``<root>/.locks/<run_id>.lock``: the kernel releases
+        it when its holder dies, however it dies, so a crashed writer's runs are taken over at once (the
+        stale-lock rule); on NFS the client maps it to an NFS lock, released when the dead client's lease
+        expires (90 s by default). Release it with ``.release()``; the lock file stays (deleting it would race
+        a waiter).
+        """
+        from filelock import FileLock, Timeout
+
+        folder = self.root / ".locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(folder / f"{run_id}.lock", timeout=-1 if wait else 0, preserve_lock_file=True)
+        try:
+            lock.acquire()
+        except Timeout:
+            return None
+        return lock
+
     def read(self, run_id: str) -> dict[str, Any]:
         return json.loads(self.path(run_id).read_text())
 

@@ -62,9 +62,11 @@ class SweepResult:
     done_before: int = 0
     ran: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
+    by_other: int = 0  # finished meanwhile by another sweep over the same store
 
     def __str__(self) -> str:
-        return f"{self.done_before} already done, {self.ran} ran now, {len(self.failures)} failed"
+        other = f", {self.by_other} by another writer" if self.by_other else ""
+        return f"{self.done_before} already done, {self.ran} ran now{other}, {len(self.failures)} failed"
 
 
 def pending(specs: Iterable[RunSpec], store: ResultStore) -> list[RunSpec]:
@@ -103,14 +105,27 @@ def run_grid(specs: Sequence[RunSpec], store: ResultStore, *, runner: str = "ser
         result.failures = _run_processes(todo, store, device, progress)
         result.ran = len(todo) - len(result.failures)
     else:
-        for spec in tqdm(todo, desc="runs", disable=not progress or not todo):
-            try:
-                _run_and_clear(spec, store, device)
-                result.ran += 1
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as exc:  # isolate the run; the sweep goes on (style habit 12)
-                result.failures.append(_record_failure(store, spec, exc))
+        bar = tqdm(total=len(todo), desc="runs", disable=not progress or not todo)
+        # First every run no other sweep holds; then the busy ones (another live sweep is training them), waiting
+        # for that writer to finish (its record is then read) or to die (the run is then ours).
+        queue, wait = todo, False
+        while queue:
+            busy = []
+            for spec in queue:
+                try:
+                    outcome = _run_and_clear(spec, store, device, wait=wait)
+                    if outcome == "busy":
+                        busy.append(spec)
+                        continue
+                    result.ran += outcome == "ran"
+                    result.by_other += outcome == "by another writer"
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as exc:  # isolate the run; the sweep goes on (style habit 12)
+                    result.failures.append(_record_failure(store, spec, exc))
+                bar.update()
+            queue, wait = busy, True
+        bar.close()
     if result.failures and on_error == "raise":
         raise SweepError(result.failures)
     return result
@@ -129,18 +144,27 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _run_and_clear(spec: RunSpec, store: ResultStore, device: str | None) -> None:
-    """One run into ``store``; a failure recorded by an earlier attempt is removed once it succeeds."""
+def _run_and_clear(spec: RunSpec, store: ResultStore, device: str | None, *, wait: bool = True) -> str:
+    """One run into ``store`` under its writer lock: "ran", "by another writer" (its record appeared while we
+    waited for the lock or before we took it), or "busy" (another live writer holds it and ``wait`` is False).
+    A failure recorded by an earlier attempt is removed once the run succeeds."""
     from .runs import run
 
-    run(spec, store, device=device, progress=False)
-    (store.root / f"{spec.run_id}.error.json").unlink(missing_ok=True)
+    lock = store.claim(spec.run_id, wait=wait)
+    if lock is None:
+        return "busy"
+    try:
+        if store.has(spec):
+            return "by another writer"
+        run(spec, store, device=device, progress=False)
+        (store.root / f"{spec.run_id}.error.json").unlink(missing_ok=True)
+        return "ran"
+    finally:
+        lock.release()
 
 
-def _run_in_worker(spec: dict[str, Any], root: str, device: str | None) -> str:
-    spec_obj = RunSpec.from_dict(spec)
-    _run_and_clear(spec_obj, ResultStore(root), device)
-    return spec_obj.run_id
+def _run_in_worker(spec: dict[str, Any], root: str, device: str | None, wait: bool = False) -> str:
+    return _run_and_clear(RunSpec.from_dict(spec), ResultStore(root), device, wait=wait)
 
 
 def _run_processes(todo: list[RunSpec], store: ResultStore, device: str | None, progress: bool) -> list[dict]:
@@ -157,13 +181,22 @@ def _run_processes(todo: list[RunSpec], store: ResultStore, device: str | None, 
     # spawn, not fork: a forked child would inherit the parent's torch thread pool and any CUDA state
     with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
                                 initargs=(threads,)) as pool:
-        futures = {pool.submit(_run_in_worker, spec.to_dict(), str(store.root), device): spec for spec in todo}
-        for future in tqdm(cf.as_completed(futures), total=len(futures), desc=f"runs ({workers} processes)",
-                           disable=not progress):
-            try:
-                future.result()
-            except Exception as exc:  # the worker's exception, with its traceback as the cause
-                failures.append(_record_failure(store, futures[future], exc))
+        bar = tqdm(total=len(todo), desc=f"runs ({workers} processes)", disable=not progress)
+        queue, wait = todo, False  # as the serial runner: free runs first, then wait for the busy ones
+        while queue:
+            futures = {pool.submit(_run_in_worker, spec.to_dict(), str(store.root), device, wait): spec
+                       for spec in queue}
+            busy = []
+            for future in cf.as_completed(futures):
+                try:
+                    if future.result() == "busy":
+                        busy.append(futures[future])
+                        continue
+                except Exception as exc:  # the worker's exception, with its traceback as the cause
+                    failures.append(_record_failure(store, futures[future], exc))
+                bar.update()
+            queue, wait = busy, True
+        bar.close()
     return failures
 
 
