@@ -120,3 +120,11 @@ def test_sample_seed_changes_the_draw_alone():
     b, _ = train.load_data(other)
     c, _ = train.load_data(base.replace(seed=7, sample_seed=1))
     assert not torch.equal(a.images, b.images) and torch.equal(b.images, c.images)
+
+
+def test_every_vp_spec_field_in_the_run_id_changes_the_run():
+    # max_steps changed a VP run's id while the VP loop ignored it: refused now, naming the fix
+    with pytest.raises(VpcostError, match="does nothing for task='vp'.*set epochs instead"):
+        RunSpec("smallcnn/dense", "digits", max_steps=10)
+    with pytest.raises(VpcostError, match="only applies to task='vp'"):
+        RunSpec("smallcnn/dense", "synth_dna", task="crossmodal", method="max", precision="bf16")

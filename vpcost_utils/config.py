@@ -105,6 +105,9 @@ class RunSpec:
         if self.sample_seed is not None and (not isinstance(self.sample_seed, int) or isinstance(self.sample_seed, bool)
                                              or self.sample_seed < 0):
             raise SpecError(f"RunSpec.sample_seed must be a non-negative int or None, got {self.sample_seed!r}")
+        if self.task == "vp" and self.max_steps is not None:  # it would change the run id and nothing else
+            raise SpecError(f"RunSpec.max_steps={self.max_steps} does nothing for task='vp' (the VP loop trains whole "
+                            f"epochs, as the reference); set epochs instead")
         for name in ("sample_seed", "precision"):
             if getattr(self, name) is not None and self.task != "vp":
                 raise SpecError(f"RunSpec.{name} only applies to task='vp' for now, got task={self.task!r}")
