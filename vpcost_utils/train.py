@@ -4,7 +4,8 @@ train_one_epoch -> evaluate -> source_logits -> run_vp. Faithful to ILM-VP as th
 (reference-algorithms.md §1d, must-match 2-5): frozen backbone in eval mode, only the prompt
 learns; Adam lr 0.01; MultiStepLR x0.1 at 50 % and 72 % of the epochs, stepped per epoch;
 cross-entropy over the K mapped logits; FLM once before training, ILM at the start of every
-epoch (epoch 0 included), RLM a seeded random injective mapping; mixed precision on CUDA only.
+epoch (epoch 0 included), RLM a seeded random injective mapping; mixed precision (bf16 autocast) for the
+training step on CUDA only, unless ``RunSpec.precision`` says otherwise.
 
 Deliberate differences, each a spec field defaulting to the faster choice:
 - The test set is evaluated every ``eval_every`` epochs and after the last, not every epoch
@@ -245,7 +246,10 @@ def run_vp(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool 
     quantized = _is_quantized(spec.model, model)
     backbone, runtime = prepare_backbone(model, device, quantized=quantized)
     precision = training_precision(spec.precision, device, quantized=quantized)
-    runtime["precision"] = precision
+    # The reference's mapping vote runs in fp32 (its AMP covers the training step only); bf16 there only when a
+    # spec asks for bf16 as a speed choice.
+    mapping_precision = precision if spec.precision == "bf16" else "fp32"
+    runtime.update(precision=precision, mapping_precision=mapping_precision)
     canvas = spec.canvas or model.canvas_size
     prompt = ExpansivePrompt(canvas, train.input_size, model.mean, model.std).to(device)
     num_targets = train.num_classes
@@ -266,7 +270,7 @@ def run_vp(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool 
     for epoch in tqdm(range(spec.epochs), desc=f"{spec.model} {spec.dataset} {spec.method}", disable=not progress,
                       leave=False):
         if spec.method == "ilm" or (spec.method == "flm" and epoch == 0):
-            mapping = _frequency_mapping(backbone, prompt, train, device, precision)
+            mapping = _frequency_mapping(backbone, prompt, train, device, mapping_precision)
         if not mapping_history or mapping_history[-1][1] != mapping.tolist():
             mapping_history.append((epoch, mapping.tolist()))
         curves["lr"].append(optimizer.param_groups[0]["lr"])
