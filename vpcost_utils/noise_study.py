@@ -9,6 +9,10 @@ for three reasons that the spec can now vary one at a time:
   prompt starts at 0, the mapping is a vote);
 - ``arith``: the float summation order alone (same spec on 2 threads per run instead of 1).
 
+Two more designs probe the protocol: ``flm`` (the label mapping fixed once before training instead of
+ILM's vote every epoch: is the late re-mapping the noise?) and ``bf16`` (bf16 autocast: does the 2-3x
+faster arithmetic change the result?).
+
 ``both`` is the ordinary design (one seed draws both). Each design runs at several training lengths;
 ``analyse`` decomposes the paired gap's variance per design and length. Records go to
 ``<output>/runs`` (``<output>/runs-threads2`` for ``arith``), resumable like every sweep.
@@ -29,7 +33,7 @@ from .config import RunSpec
 DENSE = "efficientnet_lite0/dense"
 COMPRESSED = ("efficientnet_lite0/prune-50", "efficientnet_lite0/int8-tflite")
 CELL = {"dataset": "mnist", "n_shots": 10, "canvas": 128, "max_test": 2000, "method": "ilm"}
-DESIGNS = ("both", "sample", "opt", "arith", "bf16")
+DESIGNS = ("both", "sample", "opt", "arith", "bf16", "flm")
 
 
 def design_specs(design: str, models: Sequence[str], epochs: int, reps: int, **cell) -> list[RunSpec]:
@@ -42,6 +46,8 @@ def design_specs(design: str, models: Sequence[str], epochs: int, reps: int, **c
                 out.append(RunSpec(model, seed=i, **cell))
             elif design == "bf16":
                 out.append(RunSpec(model, seed=i, precision="bf16", **cell))
+            elif design == "flm":
+                out.append(RunSpec(model, seed=i, **{**cell, "method": "flm"}))
             elif design == "sample":
                 out.append(RunSpec(model, seed=0, sample_seed=i, **cell))
             elif design == "opt":
@@ -54,10 +60,12 @@ def design_specs(design: str, models: Sequence[str], epochs: int, reps: int, **c
 #: What each phase runs, in the order the 2-core budget affords them: (design, models, epochs, reps).
 PHASES: dict[str, list[tuple[str, tuple[str, ...], int, int]]] = {
     "core": [("both", (DENSE, *COMPRESSED), 64, 6), ("both", (DENSE, *COMPRESSED), 16, 6)],
-    "split": [("sample", (DENSE, COMPRESSED[0]), 64, 4), ("opt", (DENSE, COMPRESSED[0]), 64, 4),
-              ("sample", (DENSE, COMPRESSED[0]), 16, 4), ("opt", (DENSE, COMPRESSED[0]), 16, 4)],
-    "bf16": [("bf16", (DENSE, COMPRESSED[0]), 64, 4)],
-    "arith": [("arith", (DENSE, COMPRESSED[0]), 64, 3), ("arith", (DENSE, COMPRESSED[0]), 16, 3)],
+    "split": [("sample", (DENSE, COMPRESSED[0]), 64, 3), ("opt", (DENSE, COMPRESSED[0]), 64, 3)],
+    "flm": [("flm", (DENSE, COMPRESSED[0]), 64, 3)],
+    "bf16": [("bf16", (DENSE, COMPRESSED[0]), 64, 3)],
+    "arith16": [("arith", (DENSE, COMPRESSED[0]), 16, 3)],
+    "split16": [("sample", (DENSE, COMPRESSED[0]), 16, 3), ("opt", (DENSE, COMPRESSED[0]), 16, 3)],
+    "arith": [("arith", (DENSE, COMPRESSED[0]), 64, 2)],
 }
 
 
@@ -84,7 +92,8 @@ def _table(folder: Path) -> pd.DataFrame:
     rows = []
     for rec in ResultStore(folder).records() if folder.exists() else []:
         spec, conv = rec["spec"], rec.get("convergence", {})
-        rows.append({"run_id": rec["run_id"], "model": spec["model"], "epochs": spec["epochs"], "seed": spec["seed"],
+        rows.append({"run_id": rec["run_id"], "model": spec["model"], "method": spec["method"],
+                     "epochs": spec["epochs"], "seed": spec["seed"],
                      "sample_seed": spec.get("sample_seed"), "precision": spec.get("precision") or "fp32",
                      "threads": rec.get("arithmetic", {}).get("threads"), "acc": rec["metrics"]["acc"],
                      "ece": rec["metrics"]["ece"], "wall_s": rec["env"]["wall_time_s"],
@@ -95,6 +104,10 @@ def _table(folder: Path) -> pd.DataFrame:
 
 
 def _design_rows(runs: pd.DataFrame, design: str) -> pd.DataFrame:
+    if design == "flm":
+        part = runs[(runs["method"] == "flm") & (runs["precision"] == "fp32") & runs["sample_seed"].isna()]
+        return part.assign(rep=part["seed"])
+    runs = runs[runs["method"] == "ilm"]
     fp32 = runs[runs["precision"] == "fp32"]
     if design == "both":
         return fp32[fp32["sample_seed"].isna()].assign(rep=lambda d: d["seed"])
@@ -132,7 +145,7 @@ def decomposition(output: Path) -> pd.DataFrame:
     rows = []
     for compressed in COMPRESSED:
         for epochs in sorted(runs["epochs"].unique()) if not runs.empty else []:
-            for design in ("both", "sample", "opt", "bf16"):
+            for design in ("both", "sample", "opt", "flm", "bf16"):
                 g = paired(runs, design, compressed, epochs)
                 if len(g) < 2:
                     continue
@@ -162,7 +175,8 @@ def precision_effect(output: Path) -> pd.DataFrame:
     bf = runs[runs["precision"] == "bf16"]
     rows = []
     for r in bf.itertuples():
-        twin = runs[(runs["precision"] == "fp32") & (runs["model"] == r.model) & (runs["seed"] == r.seed)
+        twin = runs[(runs["precision"] == "fp32") & (runs["method"] == r.method) & (runs["model"] == r.model)
+                    & (runs["seed"] == r.seed)
                     & (runs["epochs"] == r.epochs) & runs["sample_seed"].isna()]
         if len(twin):
             t = twin.iloc[0]
@@ -176,7 +190,7 @@ def convergence_summary(output: Path) -> pd.DataFrame:
     """Per model and training length: how many runs settled, the loss change of the last tenth, mapping flips."""
     runs = _table(output / "runs")
     runs = runs[(runs["precision"] == "fp32")] if not runs.empty else runs
-    return (runs.groupby(["model", "epochs"]).agg(runs=("acc", "size"), acc=("acc", "mean"),
+    return (runs.groupby(["model", "method", "epochs"]).agg(runs=("acc", "size"), acc=("acc", "mean"),
                                                   settled=("settled", "mean"),
                                                   loss_change=("loss_change", lambda x: np.mean(np.abs(x))),
                                                   mapping_changes=("mapping_changes", "mean"),
@@ -192,7 +206,8 @@ def figure(table: pd.DataFrame):
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.4), squeeze=False)
     for ax, model in zip(axes[0], models, strict=True):
         part = table[table["compressed"] == model]
-        for design, marker in (("both", "o"), ("sample", "s"), ("opt", "^"), ("arith", "x"), ("bf16", "d")):
+        for design, marker in (("both", "o"), ("sample", "s"), ("opt", "^"), ("arith", "x"), ("flm", "v"),
+                               ("bf16", "d")):
             rows = part[part["design"] == design].sort_values("epochs")
             if len(rows):
                 ax.plot(rows["epochs"], rows["gap_sd"], marker=marker, label=f"{design} ({rows['reps'].min()}+ reps)")
