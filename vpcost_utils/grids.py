@@ -6,10 +6,20 @@ any notebook starts, so a profile with missing data or checkpoints fails once, l
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from .config import RunSpec
-from .sweep import grid
+
+
+def grid(**axes: Any) -> list[RunSpec]:
+    """The cartesian product of the given RunSpec fields; a scalar is a one-value axis.
+
+    ``grid(model=["a/dense", "a/x"], dataset="d", method=["flm", "ilm"], n_shots=[1, None])``
+    """
+    names = list(axes)
+    values = [v if isinstance(v, (list, tuple)) else [v] for v in axes.values()]
+    return [RunSpec(**dict(zip(names, combo, strict=True))) for combo in itertools.product(*values)]
 
 
 def family_models(families: dict[str, Any]) -> list[str]:

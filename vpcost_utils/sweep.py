@@ -17,7 +17,6 @@ changes a result's spec or run id.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import traceback
@@ -28,6 +27,7 @@ from typing import Any
 from ._io import atomic_write_bytes
 from .config import RunSpec
 from .errors import UnknownNameError, VpcostError
+from .grids import grid  # noqa: F401  (sweep.grid: the cartesian product, built in grids)
 from .store import ResultStore
 
 RUNNERS = ("serial", "processes", "submitit")
@@ -43,16 +43,6 @@ class SweepError(VpcostError):
         lines = [f"  {f['run_id']} {f['spec']['model']} {f['spec']['dataset']}: {f['error']}" for f in failures[:10]]
         super().__init__(f"{len(failures)} run(s) failed; their errors are saved as <run_id>.error.json:\n"
                          + "\n".join(lines))
-
-
-def grid(**axes: Any) -> list[RunSpec]:
-    """The cartesian product of the given RunSpec fields; a scalar is a one-value axis.
-
-    ``grid(model=["a/dense", "a/x"], dataset="d", method=["flm", "ilm"], n_shots=[1, None])``
-    """
-    names = list(axes)
-    values = [v if isinstance(v, (list, tuple)) else [v] for v in axes.values()]
-    return [RunSpec(**dict(zip(names, combo, strict=True))) for combo in itertools.product(*values)]
 
 
 @dataclass

@@ -60,6 +60,14 @@ class DatasetInfo:
 
 
 _DATASETS: dict[str, DatasetInfo] = {}
+# name prefix -> resolver: names made up on the fly (``folder:<path>``), registered by the module that reads them
+# (``data.folder``), so this module imports none of them.
+_RESOLVERS: dict[str, Callable[[str], DatasetInfo]] = {}
+
+
+def register_resolver(prefix: str, resolve: Callable[[str], DatasetInfo]) -> None:
+    """Names starting with ``prefix`` are resolved by ``resolve(name)`` instead of the table."""
+    _RESOLVERS[prefix] = resolve
 
 
 def register_dataset(info: DatasetInfo) -> DatasetInfo:
@@ -73,11 +81,10 @@ def get_dataset_info(name: str) -> DatasetInfo:
     """The dataset called ``name``; ``folder:<path>`` names are scanned from disk (``data.folder``)."""
     if name in _DATASETS:
         return _DATASETS[name]
-    if name.startswith("folder:"):
-        from .folder import folder_info
-
-        return folder_info(name)
-    raise UnknownNameError("dataset", name, [*_DATASETS, "folder:<path>"])
+    for prefix, resolve in _RESOLVERS.items():
+        if name.startswith(prefix):
+            return resolve(name)
+    raise UnknownNameError("dataset", name, [*_DATASETS, *(f"{p}<path>" for p in _RESOLVERS)])
 
 
 def list_datasets(offline: bool | None = None) -> list[str]:

@@ -35,7 +35,7 @@ from torch.utils.data import Dataset
 
 from ..errors import DatasetFileError, DatasetLayoutError, SpecError
 from ..names import split_options
-from .base import DatasetInfo, ImageSplit
+from .base import DatasetInfo, ImageSplit, register_resolver
 from .cache import cached_split, decode_images
 from .splits import stratified_split
 from .vision import _ToUint8
@@ -299,3 +299,6 @@ def check_shots(name: str, n_shots: int | None) -> None:
         raise DatasetLayoutError(f"{name}: n_shots={n_shots} but {len(short)} class(es) have fewer training images: "
                                  f"{shown}; add images to them, lower N to {min(short.values())}, or use full data "
                                  "(n_shots=None)")
+
+
+register_resolver("folder:", folder_info)

@@ -83,6 +83,14 @@ def register(entry: ModelEntry) -> ModelEntry:
 
 
 EXTERNAL_FORMS = ("timm:<name>", "torchvision:<arch>.<WEIGHTS>", "file:<path>?arch=<arch>")
+# name prefix -> resolver: entries made from the name itself (``timm:``, ``torchvision:``, ``file:``), registered
+# by the module that builds them (``models.external``), so this module imports none of them.
+_RESOLVERS: dict[str, Callable[[str], ModelEntry]] = {}
+
+
+def register_resolver(prefix: str, resolve: Callable[[str], ModelEntry]) -> None:
+    """Names starting with ``prefix`` get their entry from ``resolve(name)`` instead of the table."""
+    _RESOLVERS[prefix] = resolve
 
 
 def get_entry(name: str) -> ModelEntry:
@@ -93,10 +101,11 @@ def get_entry(name: str) -> ModelEntry:
     """
     if name in _ENTRIES:
         return _ENTRIES[name]
+    for prefix, resolve in _RESOLVERS.items():
+        if name.startswith(prefix):
+            return resolve(name)
     if ":" in name:
-        from .external import external_entry
-
-        return external_entry(name)
+        raise UnknownNameError("model source", name.split(":", 1)[0] + ":", list(_RESOLVERS))
     err = UnknownNameError("model", name, _ENTRIES)
     err.args = (f"{err.args[0]} Models outside the registry: {', '.join(EXTERNAL_FORMS)}.",)  # after the truncated list
     raise err

@@ -36,7 +36,7 @@ from ..errors import CheckpointError, MissingFileError, ModelOutputError, SpecEr
 from ..names import split_options
 from . import _checkpoints
 from ._checkpoints import load_file, offline, sha256_of
-from ._registry import _ENTRIES, IMAGENET_MEAN, IMAGENET_STD, ModelEntry, SourceModel, freeze
+from ._registry import _ENTRIES, IMAGENET_MEAN, IMAGENET_STD, ModelEntry, SourceModel, freeze, register_resolver
 from .imagenet import imagenet_classes
 from .prune import counted_layers, zero_counts
 
@@ -539,3 +539,7 @@ def unregister_module(name: str) -> None:
     if entry is None or entry.method != REGISTERED_METHOD:
         raise SpecError(f"{name!r} was not registered with register_module")
     del _ENTRIES[name]
+
+
+for _prefix in PREFIXES:
+    register_resolver(_prefix, external_entry)
