@@ -1,0 +1,5 @@
+"""``python -m vpcost_utils.report``."""
+
+from . import main
+
+raise SystemExit(main())

@@ -1,0 +1,138 @@
+"""The report's numbers: accuracy with its seed interval, the paired gaps (``intervals.paired_gaps``) and the
+verdicts in the paper's terms."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from .. import intervals
+from .config import REPORT_METHOD, ReportConfig
+
+
+def accuracy_table(df: pd.DataFrame, config: ReportConfig, metric: str = "acc") -> pd.DataFrame:
+    """Per dataset, N and model: mean of ``metric`` over seeds with its 95 % t-interval."""
+    rows = []
+    for (dataset, shots, model), part in df.groupby(["dataset", "shots", "model"], sort=False):
+        mean, low, high = intervals.t_interval(part[metric].tolist())
+        rows.append({"dataset": dataset, "shots": shots, "model": model, "role": _role(model, config),
+                     "seeds": len(part), "mean": mean, "low": low, "high": high})
+    return _ordered(pd.DataFrame(rows, columns=["dataset", "shots", "model", "role", "seeds", "mean", "low", "high"]),
+                    config)
+
+
+def gap_table(df: pd.DataFrame, config: ReportConfig, metric: str, *, compressed_minus_dense: bool = False,
+              predictions: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Paired gap per compressed model, dataset and N (``intervals.paired_gaps``), dense minus compressed,
+    or compressed minus dense (for ECE, where larger is worse). With ``predictions`` (run id -> per-image
+    outcomes) the interval counts the test set; in a fixed-width study it is Stein's (the pilot's sd)."""
+    table = df.assign(n_shots=df["n_shots"], method=REPORT_METHOD)
+    pilot = config.pilot_seeds if config.target_halfwidth is not None else None
+    gaps = intervals.paired_gaps(table, {"report": (config.dense, list(config.compressed))}, metric,
+                                 predictions=predictions, pilot=pilot)
+    if compressed_minus_dense:
+        flipped = {"above 0": "below 0", "below 0": "above 0"}
+        gaps = gaps.assign(gap=-gaps["gap"], gap_low=-gaps["gap_high"], gap_high=-gaps["gap_low"],
+                           verdict=gaps["verdict"].map(lambda v: flipped.get(v, v)))
+    gaps = gaps.drop(columns=["family", "dense", "method"])
+    return _ordered(gaps, config)
+
+
+def _role(model: str, config: ReportConfig) -> str:
+    return "dense" if model == config.dense else "compressed"
+
+
+def _shot_rank(label: str) -> float:
+    return math.inf if label == "full" else float(label)
+
+
+def _ordered(table: pd.DataFrame, config: ReportConfig) -> pd.DataFrame:
+    if table.empty:
+        return table.reset_index(drop=True)
+    key = {"dataset": {d: i for i, d in enumerate(config.datasets)},
+           "model": {m: i for i, m in enumerate(config.models)}}
+    return table.sort_values(["dataset", "shots", "model"], key=lambda col: col.map(_shot_rank) if col.name == "shots"
+                             else col.map(key[col.name])).reset_index(drop=True)
+
+
+def _interval_text(mean: float, low: float, high: float, digits: int = 1) -> str:
+    if math.isnan(low):
+        return f"{mean:.{digits}f} (one seed: no interval)"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def verdict_words(verdict: str, what: str = "accuracy") -> str:
+    """An ``intervals.verdict`` of a dense-minus-compressed accuracy gap in the paper's terms."""
+    if verdict == "above 0":
+        return "compressed transfers worse"
+    if verdict == "below 0":
+        return "compressed transfers better"
+    if verdict.startswith("within"):
+        return f"no gap larger than {verdict.split()[-1]} points"
+    return verdict
+
+
+def verdicts(acc_gaps: pd.DataFrame, ece_gaps: pd.DataFrame, ece_ts_gaps: pd.DataFrame) -> list[str]:
+    """One plain paragraph per (dataset, compressed model), in the paper's terms."""
+    out = []
+    for (dataset, model), part in acc_gaps.groupby(["dataset", "model"], sort=False):
+        part = part.sort_values("shots", key=lambda c: c.map(_shot_rank))
+        cells = [f"N={r.shots}: {r.gap:+.1f} points [{r.gap_low:+.1f}, {r.gap_high:+.1f}], {r.pairs} seeds, "
+                 f"{verdict_words(r.verdict)}"
+                 if not math.isnan(r.gap_low) else f"N={r.shots}: {r.gap:+.1f} points (one seed: no verdict)"
+                 for r in part.itertuples()]
+        worse = part[part["beyond_noise"] & (part["gap"] > 0)]
+        better = part[part["beyond_noise"] & (part["gap"] < 0)]
+        if len(worse):
+            head = (f"**{model} on {dataset} pays an accuracy cost** beyond noise (seeds and test set) at N = "
+                    f"{', '.join(worse['shots'])}")
+        elif len(better):
+            head = f"**{model} on {dataset} transfers better than the dense model** at N = {', '.join(better['shots'])}"
+        elif (part["pairs"] < intervals.MIN_VERDICT_SEEDS).all():
+            head = f"**{model} on {dataset}: no verdict** (fewer than {intervals.MIN_VERDICT_SEEDS} seeds)"
+        else:
+            head = f"**{model} on {dataset}: no accuracy gap beyond noise**"
+        text = f"{head}. Dense minus compressed accuracy (paired by seed, 95 % interval): {'; '.join(cells)}."
+        if len(part) >= 2 and len(worse):
+            first, last = part.iloc[0], part.iloc[-1]
+            trend = "shrinks" if abs(last.gap) < abs(first.gap) else "does not shrink"
+            text += (f" The gap {trend} with more data (N={first.shots}: {first.gap:+.1f}, "
+                     f"N={last.shots}: {last.gap:+.1f}).")
+        text += " " + _calibration_sentence(ece_gaps, ece_ts_gaps, dataset, model)
+        out.append(text)
+    return out
+
+
+def _calibration_sentence(ece_gaps: pd.DataFrame, ece_ts_gaps: pd.DataFrame, dataset: str, model: str) -> str:
+    sel = (ece_gaps["dataset"] == dataset) & (ece_gaps["model"] == model)
+    part = ece_gaps[sel]
+    if part.empty:
+        return ""
+    worse = part[part["beyond_noise"] & (part["gap"] > 0)]
+    better = part[part["beyond_noise"] & (part["gap"] < 0)]
+    if len(worse):
+        text = f"Calibration: ECE is worse than the dense model's beyond seed noise at N = {', '.join(worse['shots'])}"
+    elif len(better):
+        text = ("Calibration: ECE is better than the dense model's beyond seed noise at N = "
+                f"{', '.join(better['shots'])}")
+    else:
+        text = "Calibration: no ECE difference beyond seed noise"
+    text += f" (compressed minus dense ECE, mean over N: {100 * part['gap'].mean():+.1f} points)."
+    ts = ece_ts_gaps[(ece_ts_gaps["dataset"] == dataset) & (ece_ts_gaps["model"] == model)]
+    if ts.empty:
+        return text
+    text += f" After temperature scaling: {100 * ts['gap'].mean():+.1f} points"
+    if len(worse):
+        still = ts[ts["beyond_noise"] & (ts["gap"] > 0) & ts["shots"].isin(worse["shots"])]
+        text += (f", still worse beyond seed noise at N = {', '.join(still['shots'])}: not fixable by a temperature."
+                 if len(still) else ", within seed noise where it was worse: the calibration cost is fixable post hoc.")
+    else:
+        text += "."
+    return text
+
+
+def _in_points(gaps: pd.DataFrame) -> pd.DataFrame:
+    """An ECE gap table (fractions) in points, as the report shows ECE."""
+    return gaps.assign(**{c: 100 * gaps[c] for c in ("gap", "gap_low", "gap_high", "halfwidth", "mde")})
