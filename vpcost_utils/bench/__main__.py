@@ -1,0 +1,5 @@
+"""``python -m vpcost_utils.bench``."""
+
+from . import main
+
+raise SystemExit(main())
