@@ -11,7 +11,7 @@ STAMP = {"protocol": PROTOCOL, "arithmetic": {"threads": 1}}
 
 
 def _fake_execute(calls, fail_on=(), interrupt_on=()):
-    def execute(spec, *, device=None, progress=True):
+    def execute(spec, *, device=None, progress=True, checkpoint=None):
         calls.append(spec.run_id)
         if spec.seed in fail_on:
             raise RuntimeError(f"boom {spec.seed}")

@@ -21,7 +21,7 @@ SWEEP = textwrap.dedent("""
 
     root, log, go, runner = sys.argv[1:5]
 
-    def execute(spec, *, device=None, progress=True):  # a slow fake run that logs who ran it
+    def execute(spec, *, device=None, progress=True, checkpoint=None):  # a slow fake run that logs who ran it
         with open(log, "a") as f:
             f.write(f"{spec.run_id} {os.getpid()}\\n")
         time.sleep(0.4)
@@ -94,7 +94,7 @@ def test_the_process_runner_waits_for_a_busy_run_and_takes_it_over(tmp_path, mon
 
     ran = []
 
-    def execute(spec, *, device=None, progress=True):
+    def execute(spec, *, device=None, progress=True, checkpoint=None):
         ran.append((spec.seed, time.time()))
         return {"run_id": spec.run_id, "protocol": PROTOCOL, "arithmetic": {"threads": 1}, "spec": spec.to_dict(),
                 "metrics": {"acc": 1.0}, "env": {"wall_time_s": 0.0}}

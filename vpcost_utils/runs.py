@@ -51,15 +51,17 @@ def environment(device: str | torch.device) -> dict[str, Any]:
             "hostname": platform.node(), "torch_threads": torch.get_num_threads()}
 
 
-def execute(spec: RunSpec, *, device: str | torch.device | None = None, progress: bool = True) -> dict[str, Any]:
-    """Run ``spec`` and return its full record, without writing it."""
+def execute(spec: RunSpec, *, device: str | torch.device | None = None, progress: bool = True,
+            checkpoint: str | Path | None = None) -> dict[str, Any]:
+    """Run ``spec`` and return its full record, without writing it. ``checkpoint``: where the VP loop saves its
+    state mid-run and resumes from (``checkpoint.py``)."""
     device = device or default_device()
     start = time.time()
     with fixed_arithmetic(device) as arithmetic:
         if spec.task == "vp":
             from .train import run_vp
 
-            body = run_vp(spec, device=device, progress=progress)
+            body = run_vp(spec, device=device, progress=progress, checkpoint=checkpoint)
         elif spec.task == "clip":
             from .clip import run_clip
 
@@ -87,10 +89,16 @@ def run(spec: RunSpec, store: ResultStore | None = None, *, device: str | torch.
         import warnings
 
         warnings.warn(f"run {spec.run_id}: {reason}; running it again", stacklevel=2)
-    record = execute(spec, device=device, progress=progress)
-    if store is not None:
-        store.write(record)
-        record.pop("_prompts", None)
+    if store is None:
+        return execute(spec, device=device, progress=progress)
+    from .checkpoint import checkpoint_path
+
+    saved = checkpoint_path(store.root, spec.run_id)
+    record = execute(spec, device=device, progress=progress, checkpoint=saved)
+    store.write(record)
+    record.pop("_prompts", None)
+    saved.unlink(missing_ok=True)  # the record holds it all now
+    saved.with_name(saved.name + ".refused").unlink(missing_ok=True)
     return record
 
 
@@ -111,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         elif f.name in ("model", "dataset"):
             parser.add_argument(flag, required=True)
         else:
-            kind = float if f.name == "lr" else (str if f.name in ("method", "task") else int)
+            kind = float if f.name == "lr" else (str if f.name in ("method", "task", "class_names", "oversized",
+                                                                   "precision") else int)
             parser.add_argument(flag, type=kind, default=f.default)
     parser.add_argument("--output-dir", default="outputs/runs", help="the record goes to <output-dir>/<run_id>.json")
     parser.add_argument("--device", default=None)

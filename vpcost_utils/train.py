@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -235,9 +236,15 @@ def convergence(train_loss: list[float], mapping_history: list[tuple[int, list[i
 
 
 def run_vp(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool = True,
-           model: SourceModel | None = None) -> dict:
-    """Train one visual prompt as ``spec`` says and return the record body (metrics, curves, mapping...)."""
+           model: SourceModel | None = None, checkpoint: str | Path | None = None) -> dict:
+    """Train one visual prompt as ``spec`` says and return the record body (metrics, curves, mapping...).
+
+    ``checkpoint``: a file to save the training state to at due epoch ends and to resume from
+    (``checkpoint.Checkpointer``); None: no checkpoints.
+    """
     from tqdm.auto import tqdm
+
+    from .checkpoint import Checkpointer, rng_states, set_rng_states
 
     device = torch.device(device)
     set_seed(spec.seed)
@@ -266,9 +273,23 @@ def run_vp(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool 
     mapping_history: list[tuple[int, list[int]]] = []
     saved_prompts: dict[int, torch.Tensor] = {}
     test_logits = None
+    saver = Checkpointer(checkpoint, spec.run_id)
+    start = 0
+    if (state := saver.load()) is not None:  # resume: everything the remaining epochs depend on
+        start = state["epoch"]
+        with torch.no_grad():
+            prompt.theta.copy_(state["theta"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        set_rng_states(state["rng"])
+        mapping = state["mapping"].to(device) if state["mapping"] is not None else None
+        mapping_history = [(int(e), list(m)) for e, m in state["mapping_history"]]
+        curves, saved_prompts, test_logits = state["curves"], dict(state["saved_prompts"]), state["test_logits"]
+    runtime["resumed_at_epoch"] = start
 
-    for epoch in tqdm(range(spec.epochs), desc=f"{spec.model} {spec.dataset} {spec.method}", disable=not progress,
-                      leave=False):
+    for epoch in tqdm(range(start, spec.epochs), desc=f"{spec.model} {spec.dataset} {spec.method}",
+                      disable=not progress, leave=False, initial=start, total=spec.epochs):
         if spec.method == "ilm" or (spec.method == "flm" and epoch == 0):
             mapping = _frequency_mapping(backbone, prompt, train, device, mapping_precision)
         if not mapping_history or mapping_history[-1][1] != mapping.tolist():
@@ -287,6 +308,12 @@ def run_vp(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool 
             test_logits = source_logits(backbone, prompt, test, device)[:, mapping.cpu()]
             curves["eval_epoch"].append(epoch + 1)
             curves["test_acc"].append(100 * float((test_logits.argmax(1) == test.labels).double().mean()))
+        if saver.due():
+            saver.save({"epoch": epoch + 1, "theta": prompt.theta.detach().cpu(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "generator": generator.get_state(), "rng": rng_states(),
+                        "mapping": mapping.cpu(), "mapping_history": mapping_history, "curves": curves,
+                        "saved_prompts": saved_prompts, "test_logits": test_logits})
+    runtime.update(saver.runtime())
 
     paper_batch = 64 if spec.dataset == "oxford_pets" else 128  # the authors' test batch sizes
     summary = metrics.summarize(test_logits, test.labels, paper_batch_size=paper_batch)

@@ -1,0 +1,96 @@
+"""Mid-run checkpoints: an interrupted run resumes to the uninterrupted record; bad checkpoints never resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vpcost_utils import checkpoint, kill_resume, train
+from vpcost_utils.config import RunSpec
+from vpcost_utils.errors import VpcostError
+from vpcost_utils.runs import execute, run
+from vpcost_utils.store import ResultStore
+
+SPEC = RunSpec("smallcnn/dense", "digits", n_shots=2, seed=1, epochs=6, eval_every=2, max_test=150)
+RESULT = ("metrics", "curves", "mapping", "mapping_history", "test_predictions", "convergence")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted():
+    return execute(SPEC, progress=False)
+
+
+def _interrupt_after(monkeypatch, epochs: int) -> list[int]:
+    """Make the loop die (as a kill would) when it starts epoch ``epochs + 1``; returns the epoch counter."""
+    real, calls = train.train_one_epoch, []
+
+    def dying(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == epochs + 1:
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_one_epoch", dying)
+    return calls
+
+
+def test_an_interrupted_run_resumes_to_the_uninterrupted_record(tmp_path, monkeypatch, uninterrupted):
+    monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")  # a save at every epoch end
+    store = ResultStore(tmp_path)
+    _interrupt_after(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        run(SPEC, store, progress=False)
+    saved = checkpoint.checkpoint_path(tmp_path, SPEC.run_id)
+    assert saved.exists() and not store.has(SPEC)
+    monkeypatch.undo()  # the process "restarts": the real loop, counted
+    monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
+    calls = _interrupt_after(monkeypatch, 99)
+    record = run(SPEC, store, progress=False)
+    assert len(calls) == 3  # epochs 4-6 only: the first three came from the checkpoint
+    assert record["runtime"]["resumed_at_epoch"] == 3
+    for key in RESULT:
+        assert record[key] == uninterrupted[key], key
+    assert not saved.exists()  # removed once the record is written
+
+
+def test_no_checkpoint_is_written_before_its_interval(tmp_path, monkeypatch):
+    monkeypatch.setenv(checkpoint.SECONDS_ENV, "3600")
+    record = execute(SPEC.replace(epochs=2), progress=False, checkpoint=tmp_path / "c.pt")
+    assert record["runtime"]["checkpoint_saves"] == 0 and not (tmp_path / "c.pt").exists()
+    monkeypatch.setenv(checkpoint.SECONDS_ENV, "soon")
+    with pytest.raises(VpcostError, match="must be a number of seconds"):
+        checkpoint.interval_seconds()
+
+
+def _saved_after_three_epochs(path, monkeypatch):
+    monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
+    _interrupt_after(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        execute(SPEC, progress=False, checkpoint=path)
+    monkeypatch.undo()
+    monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "other run", "other protocol", "other threads"])
+def test_a_bad_checkpoint_is_refused_and_the_run_starts_from_zero(tmp_path, monkeypatch, uninterrupted, damage):
+    path = tmp_path / "c.pt"
+    _saved_after_three_epochs(path, monkeypatch)
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:200])
+    else:
+        saved = torch.load(path, weights_only=True)
+        key, value = {"other run": ("run_id", "0123456789ab"), "other protocol": ("protocol", 1),
+                      "other threads": ("threads", 7)}[damage]
+        torch.save({**saved, key: value}, path)
+    with pytest.warns(UserWarning, match="refused") as warned:
+        record = execute(SPEC, progress=False, checkpoint=path)
+    assert "starts from epoch 0" in str(warned[0].message)
+    assert record["runtime"]["resumed_at_epoch"] == 0
+    assert record["metrics"] == uninterrupted["metrics"]
+
+
+def test_the_kill_script_kills_resumes_and_compares(tmp_path):
+    spec = RunSpec("smallcnn/dense", "digits", n_shots=2, epochs=8, eval_every=4)
+    result = kill_resume.trial(spec, tmp_path, kills=2, seed=3)
+    assert result["kills"] >= 2 and result["runs"] >= 1
+    assert result["identical"] and result["differing_fields"] == [] and not result["checkpoint_left"]
