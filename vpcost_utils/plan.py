@@ -268,7 +268,10 @@ def _print_target(args: argparse.Namespace, by_section: dict[str, list[RunSpec]]
     scale = {section: need / k if k == seeds_now else 1.0 for section, k in seeds_of.items()}
     runs = sum(round(len(by_section[section]) * f) for section, f in scale.items())
     total = sum(hours_by_section[section] * f for section, f in scale.items())
-    hours = f"{total:.1f} device-hours" + (f" (leaving out {sorted(unknown)})" if unknown else "")
+    if total == 0 and unknown:
+        hours = f"device-hours unknown: give images/s for {sorted(unknown)} (--ips) or --measure"
+    else:
+        hours = f"{total:.1f} device-hours" + (f" (leaving out {sorted(unknown)})" if unknown else "")
     print(f"+-{args.target_halfwidth:g} points (Stein, pilot of {args.pilot_seeds}): {need} seeds per cell, about "
           f"{runs} runs, {hours}")
 
