@@ -164,7 +164,11 @@ def decomposition(output: Path) -> pd.DataFrame:
                                  "reps": len(reps), "dense_acc": two.loc[reps, "dense"].mean(),
                                  "compressed_acc": two.loc[reps, "compressed"].mean(), "gap": two.loc[reps, "gap"]
                                  .mean(), "gap_sd": float(np.sqrt(np.mean(diff ** 2) / 2)), "test_se": np.nan})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if not table.empty:  # the sd's own 95 % interval: from 3-6 repetitions it is wide
+        bounds = [sd_interval(r.gap_sd, r.reps) for r in table.itertuples()]
+        table["sd_low"], table["sd_high"] = [b[0] for b in bounds], [b[1] for b in bounds]
+    return table
 
 
 def precision_effect(output: Path) -> pd.DataFrame:
@@ -198,26 +202,45 @@ def convergence_summary(output: Path) -> pd.DataFrame:
             if not runs.empty else runs)
 
 
+def sd_interval(sd: float, reps: int, level: float = 0.95) -> tuple[float, float]:
+    """The chi-square interval of a normal sample's sd from ``reps`` values (an sd from 3-6 values is itself
+    uncertain by a factor of 2 or more)."""
+    from scipy import stats
+
+    df = reps - 1
+    return (sd * float(np.sqrt(df / stats.chi2.ppf(0.5 + level / 2, df))),
+            sd * float(np.sqrt(df / stats.chi2.ppf(0.5 - level / 2, df))))
+
+
 def figure(table: pd.DataFrame):
-    """The paired gap's sd per design against training length, one panel per compressed model."""
+    """The paired gap's sd per design against training length (95 % chi-square bars), one panel per model."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     models = list(dict.fromkeys(table["compressed"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 3.6), squeeze=False)
+    designs = (("both", "o"), ("sample", "s"), ("opt", "^"), ("arith", "x"), ("flm", "v"), ("bf16", "d"))
     for ax, model in zip(axes[0], models, strict=True):
         part = table[table["compressed"] == model]
-        for design, marker in (("both", "o"), ("sample", "s"), ("opt", "^"), ("arith", "x"), ("flm", "v"),
-                               ("bf16", "d")):
+        for k, (design, marker) in enumerate(designs):
             rows = part[part["design"] == design].sort_values("epochs")
-            if len(rows):
-                ax.plot(rows["epochs"], rows["gap_sd"], marker=marker, label=f"{design} ({rows['reps'].min()}+ reps)")
+            if rows.empty:
+                continue
+            x = rows["epochs"].to_numpy(float) * 2 ** (0.04 * (k - 2))  # a small offset keeps the bars apart
+            bounds = np.array([sd_interval(r.gap_sd, r.reps) for r in rows.itertuples()]).T
+            y = rows["gap_sd"].to_numpy(float)
+            ax.errorbar(x, y, yerr=[y - bounds[0], bounds[1] - y], marker=marker, capsize=3,
+                        label=f"{design} ({rows['reps'].min()}-{rows['reps'].max()} reps)")
         test = part[part["design"] == "both"].sort_values("epochs")
-        ax.plot(test["epochs"], test["test_se"], ls=":", c="grey", label="test-set se")
-        ax.set(title=f"dense - {model}, MNIST N=10", xlabel="epochs", ylabel="sd of the paired gap (points)",
-               xscale="log")
-        ax.set_xticks(sorted(part["epochs"].unique()), [str(e) for e in sorted(part["epochs"].unique())])
+        ax.plot(test["epochs"], test["test_se"], ls=":", c="grey", label="test-set se of the gap")
+        ticks = sorted(part["epochs"].unique())
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.set(title=f"dense - {model}, MNIST N=10", xlabel="epochs", ylabel="sd of the paired gap (points)")
+        ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig
 
