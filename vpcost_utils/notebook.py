@@ -15,7 +15,7 @@ from typing import Any
 from . import profiles, rehearsal
 from ._io import atomic_write_bytes
 from .config import RunSpec
-from .errors import MissingFileError, SpecError, VpcostError
+from .errors import SpecError
 from .store import ResultStore
 
 
@@ -107,7 +107,7 @@ class Section:
         """Preflight, then run every spec not yet stored; returns the store's table."""
         from .sweep import run_grid
 
-        preflight(specs)
+        preflight(specs, store_root=self.store.root, device=device)
         specs = drop_oversized_shots(specs)
         result = run_grid(specs, self.store, runner=runner, device=device)
         print(f"{self.name}: {result}")
@@ -170,42 +170,12 @@ def setup(section: str, profile: str, output_dir: str | Path, **overrides: Any) 
     return Section(section, settings, out, ResultStore(out / "runs"))
 
 
-def preflight(specs: list[RunSpec]) -> None:
-    """Load every model and dataset the specs need once; raise one error listing everything missing.
+def preflight(specs: list[RunSpec], *, store_root: str | Path | None = None, device: str | None = None) -> None:
+    """Check every run of ``specs`` before any training (``preflight.check``): one error listing every problem,
+    each with where to get the missing file or how to fix the setting."""
+    from .preflight import check
 
-    A profile that needs absent data or checkpoints must fail before any training, with the
-    complete list and where to get each item, not one at a time.
-    """
-    from .data import get_dataset_info, load_split
-    from .models import create_model
-
-    if any(spec.task == "clip" for spec in specs):
-        from . import clip  # noqa: F401  (registers the CLIP smoke targets)
-
-    missing: list[str] = []
-    seen: set[tuple[str, str]] = set()
-    for spec in specs:
-        for kind, name in (("model", spec.model), (spec.task, spec.dataset)):
-            if (kind, name) in seen:
-                continue
-            seen.add((kind, name))
-            try:
-                if kind == "model":
-                    create_model(name, substitute=spec.substitute)
-                elif kind == "crossmodal":
-                    from .data.text import load_text_split
-
-                    load_text_split(name, "train", max_train=spec.max_train)
-                    load_text_split(name, "test")
-                else:
-                    get_dataset_info(name)
-                    load_split(name, "train")
-                    load_split(name, "test")
-            except MissingFileError as exc:
-                if f"- {exc}" not in missing:  # two models may need the same file
-                    missing.append(f"- {exc}")
-    if missing:
-        raise VpcostError("this profile needs files that are not here; nothing was trained:\n" + "\n".join(missing))
+    check(specs, store_root=store_root, device=device)
 
 
 def drop_oversized_shots(specs: list[RunSpec]) -> list[RunSpec]:

@@ -6,7 +6,8 @@ hyperparameters) for every model, dataset, N-shot budget and seed through the re
 a rerun skips finished runs; failures are recorded and listed), then writes
 ``<output_dir>/<name>/report.md`` and a self-contained ``report.html`` (figures embedded) that answer,
 per dataset and N: how accurate is each model (mean and 95 % t-interval over seeds), is the dense minus
-compressed gap beyond seed noise (paired by seed: a pair shares training and test images), does it
+compressed gap beyond noise (paired by seed: a pair shares training and test images; the interval counts
+the seeds and the finite test set), does it
 shrink with more data, is the compressed model worse calibrated, and (beyond the paper) does
 temperature scaling, fitted on held-out training images, remove that calibration cost.
 
@@ -63,10 +64,13 @@ def build(config: ReportConfig, output_dir: str | Path = "outputs/report", *, ru
           device: str | None = None, progress: bool = True) -> Report:
     """Check the inputs, run what is missing (runs go to ``<output_dir>/runs``, shared between reports) and
     return the report; ``report.write(<output_dir>/<name>)`` renders it."""
+    from ..preflight import check
     from ..sweep import run_grid
 
-    models, datasets = preflight(config)
     store = ResultStore(Path(output_dir) / "runs")
+    # every problem of the grid at once (one seed stands for all: seeds change no check), then the report's own
+    check(config.specs(1), store_root=store.root, device=device)
+    models, datasets = preflight(config)
     target, plan = config.target, None
     if target is None:
         result = run_grid(config.specs(), store, runner=runner, device=device, progress=progress, on_error="continue")

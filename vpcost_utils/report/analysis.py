@@ -113,12 +113,12 @@ def _calibration_sentence(ece_gaps: pd.DataFrame, ece_ts_gaps: pd.DataFrame, dat
     worse = part[part["beyond_noise"] & (part["gap"] > 0)]
     better = part[part["beyond_noise"] & (part["gap"] < 0)]
     if len(worse):
-        text = f"Calibration: ECE is worse than the dense model's beyond seed noise at N = {', '.join(worse['shots'])}"
+        text = f"Calibration: ECE is worse than the dense model's beyond noise at N = {', '.join(worse['shots'])}"
     elif len(better):
-        text = ("Calibration: ECE is better than the dense model's beyond seed noise at N = "
+        text = ("Calibration: ECE is better than the dense model's beyond noise at N = "
                 f"{', '.join(better['shots'])}")
     else:
-        text = "Calibration: no ECE difference beyond seed noise"
+        text = "Calibration: no ECE difference beyond noise"
     text += f" (compressed minus dense ECE, mean over N: {100 * part['gap'].mean():+.1f} points)."
     ts = ece_ts_gaps[(ece_ts_gaps["dataset"] == dataset) & (ece_ts_gaps["model"] == model)]
     if ts.empty:
@@ -126,8 +126,8 @@ def _calibration_sentence(ece_gaps: pd.DataFrame, ece_ts_gaps: pd.DataFrame, dat
     text += f" After temperature scaling: {100 * ts['gap'].mean():+.1f} points"
     if len(worse):
         still = ts[ts["beyond_noise"] & (ts["gap"] > 0) & ts["shots"].isin(worse["shots"])]
-        text += (f", still worse beyond seed noise at N = {', '.join(still['shots'])}: not fixable by a temperature."
-                 if len(still) else ", within seed noise where it was worse: the calibration cost is fixable post hoc.")
+        text += (f", still worse beyond noise at N = {', '.join(still['shots'])}: not fixable by a temperature."
+                 if len(still) else ", within noise where it was worse: the calibration cost is fixable post hoc.")
     else:
         text += "."
     return text

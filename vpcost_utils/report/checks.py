@@ -60,11 +60,4 @@ def preflight(config: ReportConfig) -> tuple[dict[str, dict[str, Any]], dict[str
         raise SpecError(f"the models do not share one output space: {classes}; a dense/compressed pair must "
                         f"predict the same classes for their label mappings to be comparable")
     datasets = {d: check_dataset(d, config.shots, config.holdout) for d in config.datasets}
-    # the prompt pads each image into the model's canvas: an image larger than the canvas cannot be prompted
-    too_big = [f"{d} ({info['input_size']} px) into {m} ({prov['canvas']}-px canvas)"
-               for d, info in datasets.items() for m, prov in models.items() if info["input_size"] > prov["canvas"]]
-    if too_big:
-        raise SpecError("images larger than the model's canvas cannot be prompted: " + "; ".join(too_big)
-                        + ". Raise --canvas, or decode the images smaller (folder:PATH?size=S with S at most the "
-                          "canvas)")
     return models, datasets
