@@ -60,3 +60,20 @@ def test_an_unwritable_output_folder_is_named(tmp_path, monkeypatch):
     assert problem and f"{tmp_path} is not a writable folder" in problem and "choose another output_dir" in problem
     monkeypatch.undo()
     assert preflight._writable(tmp_path / "out" / "runs") is None and not (tmp_path / "out").exists()
+
+
+def test_plan_and_sweep_run_the_same_preflight(capsys):
+    from vpcost_utils import plan, sweep
+
+    assert plan.main(["--profile", "smoke", "--check"]) == 0
+    assert "every run of the profile can run here" in capsys.readouterr().out
+    assert sweep.main(["--profile", "smoke", "--dry-run", "--check"]) == 0
+
+
+def test_plan_check_lists_what_a_profile_lacks(capsys, isolated_home, monkeypatch):
+    from vpcost_utils import plan
+
+    monkeypatch.setenv("VPCOST_OFFLINE", "1")  # the quick profile's checkpoints and datasets are not here
+    assert plan.main(["--profile", "quick", "--check"]) == 2
+    out = capsys.readouterr().out
+    assert "nothing was trained" in out and "resnet50/dense" in out and "cifar10" in out

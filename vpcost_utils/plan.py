@@ -199,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --target-halfwidth: the per-seed paired gap's sd a pilot measured (points)")
     parser.add_argument("--test-se", type=float, default=0.0, help="the test set's se of the gap (points)")
     parser.add_argument("--pilot-seeds", type=int, default=5)
+    parser.add_argument("--check", action="store_true", help="also run the preflight (preflight.py) on every run: "
+                        "models, datasets and files present, images against the canvas, N-shot against the classes")
     args = parser.parse_args(argv)
     if args.target_halfwidth is not None and (args.pilot_sd is None or args.pilot_sd < 0
                                               or not args.target_halfwidth > 0):
@@ -242,6 +244,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hours leave out {sorted(unknown)}: no images/s given (--ips) or measured (--measure)")
     if args.target_halfwidth is not None:
         _print_target(args, by_section, hours_by_section, unknown)
+    if args.check:
+        from .errors import VpcostError
+        from .preflight import check
+
+        try:
+            check([s for specs in by_section.values() for s in specs], device=args.device)
+        except VpcostError as exc:
+            print(f"error: {exc}")
+            return 2
+        print("preflight: every run of the profile can run here")
     return 0
 
 

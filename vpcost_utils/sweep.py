@@ -278,8 +278,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="paper")
     parser.add_argument("--max-jobs", type=int, default=MAX_JOBS)
     parser.add_argument("--dry-run", action="store_true", help="print the packing; submit nothing")
+    parser.add_argument("--check", action="store_true", help="run the preflight on every run first (preflight.py)")
     args = parser.parse_args(argv)
     specs = [s for specs in profile_specs(args.profile).values() for s in specs]
+    if args.check:
+        from .preflight import check
+
+        try:
+            check(specs)
+        except VpcostError as exc:
+            print(f"error: {exc}")
+            return 2
     chunks = chunk_specs(specs, args.max_jobs)
     costs = [sum(run_passes(s).total for s in c) / 1e6 for c in chunks]
     print(f"{len(specs)} runs of the {args.profile} profile -> {len(chunks)} jobs (one job array); runs per job "
