@@ -114,7 +114,9 @@ def test_the_process_runner_waits_for_a_busy_run_and_takes_it_over(tmp_path, mon
     held_at = time.time()
     result = sweep.run_grid(specs, store, runner="processes", progress=False)
     holder.wait(timeout=10)
-    assert result.ran == 3 and all(store.has(s) for s in specs)
+    assert result.ran == 3 and result.by_other == 0 and all(store.has(s) for s in specs)
+    again = sweep.run_grid(specs, store, runner="processes", progress=False)
+    assert (again.done_before, again.ran) == (3, 0)
     seeds = [seed for seed, _ in ran]
     assert sorted(seeds) == [0, 1, 2] and seeds[-1] == 1  # the busy run came last, once its holder was gone
     assert ran[-1][1] - held_at > 1.2 > ran[0][1] - held_at  # it waited for the holder; the free runs did not

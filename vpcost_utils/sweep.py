@@ -92,8 +92,8 @@ def run_grid(specs: Sequence[RunSpec], store: ResultStore, *, runner: str = "ser
         result.failures = _run_submitit(todo, store, device, executor, max_jobs)
         result.ran = len(todo) - len(result.failures)
     elif runner == "processes":
-        result.failures = _run_processes(todo, store, device, progress)
-        result.ran = len(todo) - len(result.failures)
+        result.failures, outcomes = _run_processes(todo, store, device, progress)
+        result.ran, result.by_other = outcomes.count("ran"), outcomes.count("by another writer")
     else:
         bar = tqdm(total=len(todo), desc="runs", disable=not progress or not todo)
         # First every run no other sweep holds; then the busy ones (another live sweep is training them), waiting
@@ -157,17 +157,19 @@ def _run_in_worker(spec: dict[str, Any], root: str, device: str | None, wait: bo
     return _run_and_clear(RunSpec.from_dict(spec), ResultStore(root), device, wait=wait)
 
 
-def _run_processes(todo: list[RunSpec], store: ResultStore, device: str | None, progress: bool) -> list[dict]:
+def _run_processes(todo: list[RunSpec], store: ResultStore, device: str | None, progress: bool
+                   ) -> tuple[list[dict], list[str]]:
+    """(failures, the outcome of every run that did not fail: "ran" or "by another writer")."""
     import concurrent.futures as cf
     import multiprocessing
 
     from tqdm.auto import tqdm
 
     if not todo:
-        return []
+        return [], []
     workers = min(process_workers(), len(todo))
     threads = max(1, (os.cpu_count() or 1) // workers)
-    failures = []
+    failures, outcomes = [], []
     # spawn, not fork: a forked child would inherit the parent's torch thread pool and any CUDA state
     with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
                                 initargs=(threads,)) as pool:
@@ -179,15 +181,17 @@ def _run_processes(todo: list[RunSpec], store: ResultStore, device: str | None, 
             busy = []
             for future in cf.as_completed(futures):
                 try:
-                    if future.result() == "busy":
+                    outcome = future.result()
+                    if outcome == "busy":
                         busy.append(futures[future])
                         continue
+                    outcomes.append(outcome)
                 except Exception as exc:  # the worker's exception, with its traceback as the cause
                     failures.append(_record_failure(store, futures[future], exc))
                 bar.update()
             queue, wait = busy, True
         bar.close()
-    return failures
+    return failures, outcomes
 
 
 def chunk_specs(specs: Sequence[RunSpec], max_jobs: int = MAX_JOBS) -> list[list[RunSpec]]:
