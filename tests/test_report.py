@@ -287,3 +287,15 @@ def test_a_canvas_smaller_than_the_images_is_refused_before_training(tmp_path, c
     assert "digits images are 32 px, larger than smallcnn/dense's 24-px canvas" in err
     assert "smallcnn/prune-90's 24-px canvas" in err and "raise canvas" in err
     assert not list((tmp_path / "runs").glob("*.json"))
+
+
+def test_ece_gap_tables_state_their_verdict_in_points():
+    from vpcost_utils.report.analysis import _in_points
+
+    config = report.ReportConfig("a/dense", ("a/small",), ("d",), shots=(10,), seeds=(0, 1, 2))
+    ece = report.gap_table(_runs([0.10, 0.20, 0.30], [0.12, 0.19, 0.33], "ece"), config, "ece",
+                           compressed_minus_dense=True)
+    assert ece.iloc[0]["verdict"].startswith("within +-0.")  # fractions
+    points = _in_points(ece).iloc[0]
+    bound = max(abs(points["gap_low"]), abs(points["gap_high"]))
+    assert points["verdict"] == f"within +-{bound:.3g}" and bound > 1

@@ -134,5 +134,8 @@ def _calibration_sentence(ece_gaps: pd.DataFrame, ece_ts_gaps: pd.DataFrame, dat
 
 
 def _in_points(gaps: pd.DataFrame) -> pd.DataFrame:
-    """An ECE gap table (fractions) in points, as the report shows ECE."""
-    return gaps.assign(**{c: 100 * gaps[c] for c in ("gap", "gap_low", "gap_high", "halfwidth", "mde")})
+    """An ECE gap table (fractions) in points, as the report shows ECE; the verdicts' "+-H" in points too."""
+    scaled = gaps.assign(**{c: 100 * gaps[c] for c in ("gap", "gap_low", "gap_high", "halfwidth", "mde")})
+    if scaled.empty:
+        return scaled
+    return scaled.assign(verdict=[intervals.verdict(r.gap_low, r.gap_high, r.pairs) for r in scaled.itertuples()])
