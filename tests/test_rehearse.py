@@ -28,7 +28,7 @@ def test_rehearsal_mode_is_read_from_the_environment(monkeypatch, value, on):
 
 
 def test_records_made_in_a_rehearsal_say_so(monkeypatch):
-    monkeypatch.setattr("vpcost_utils.train.run_vp", lambda spec, device, progress: {"metrics": {"acc": 1.0}})
+    monkeypatch.setattr("vpcost_utils.train.run_vp", lambda spec, device, progress, **_: {"metrics": {"acc": 1.0}})
     spec = RunSpec("smallcnn/dense", "digits", epochs=1)
     monkeypatch.delenv(rehearsal.ENV, raising=False)
     assert "rehearsal" not in runs.execute(spec, device="cpu")
