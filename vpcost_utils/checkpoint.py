@@ -116,11 +116,17 @@ class Checkpointer:
 
     def clear(self) -> None:
         if self.path is not None:
-            self.path.unlink(missing_ok=True)
-            self.path.with_name(self.path.name + ".refused").unlink(missing_ok=True)
+            discard(self.path)
 
     def runtime(self) -> dict[str, Any]:
         return {"checkpoint_saves": self.saves, "checkpoint_seconds": round(self.seconds, 3)}
+
+
+def discard(path: str | os.PathLike) -> None:
+    """Remove a run's checkpoint and the copy a refusal moved aside, once the record holds everything."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".refused").unlink(missing_ok=True)
 
 
 def checkpoint_path(store_root: str | os.PathLike, run_id: str) -> Path:

@@ -83,22 +83,22 @@ def execute(spec: RunSpec, *, device: str | torch.device | None = None, progress
 def run(spec: RunSpec, store: ResultStore | None = None, *, device: str | torch.device | None = None,
         progress: bool = True) -> dict[str, Any]:
     """The record for ``spec``: read from ``store`` when it is there, else computed and written."""
-    if store is not None and store.has(spec):
-        return store.read(spec.run_id)
-    if store is not None and (reason := store.stale(spec)):
+    if store is None:
+        return execute(spec, device=device, progress=progress)
+    if store.path(spec.run_id).exists():  # one read decides: reuse the record, or say why it is made again
+        reason = store.stale(spec)
+        if reason is None:
+            return store.read(spec.run_id)
         import warnings
 
         warnings.warn(f"run {spec.run_id}: {reason}; running it again", stacklevel=2)
-    if store is None:
-        return execute(spec, device=device, progress=progress)
-    from .checkpoint import checkpoint_path
+    from .checkpoint import checkpoint_path, discard
 
     saved = checkpoint_path(store.root, spec.run_id)
     record = execute(spec, device=device, progress=progress, checkpoint=saved)
     store.write(record)
     record.pop("_prompts", None)
-    saved.unlink(missing_ok=True)  # the record holds it all now
-    saved.with_name(saved.name + ".refused").unlink(missing_ok=True)
+    discard(saved)  # the record holds it all now
     return record
 
 
