@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: reproduce test lint install clean-outputs benchmark fetch lab rehearse
+.PHONY: reproduce test lint install clean-outputs benchmark fetch lab rehearse recover
 
 $(STAMP): pyproject.toml requirements-lock.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ lab: $(STAMP)
 # checked by sha256; the tests use them when present.
 fetch: $(STAMP)
 	VPCOST_OFFLINE=0 $(PY) -m vpcost_utils.mini_files
+
+# The recovered sparse and low-bit EfficientNet-Lite0 models (distilled from the dense one on photograph crops,
+# 20-35 min each on one core; built on first use otherwise). Prints each one's agreement with the dense model.
+recover: fetch
+	$(PY) -m vpcost_utils.models.recover
 
 test: $(STAMP)
 	$(PY) -m ruff check .

@@ -253,7 +253,8 @@ def test_natural_images_without_skimage(monkeypatch):
     monkeypatch.setitem(sys.modules, "skimage", None)  # import skimage now raises ImportError
     photos._decoded.cache_clear()
     try:
-        assert sorted(photos.natural_images()) == ["china", "flower"]
+        assert sorted(photos.natural_images()) == ["china", "flower", "grace_hopper"]
+        assert sorted(photos.photographs("calibration")) == ["china", "flower"]
         assert photos.calibration_crops(3, 32, seed=0).shape == (3, 3, 32, 32)
     finally:
         photos._decoded.cache_clear()

@@ -84,5 +84,8 @@ def test_the_real_pruned_model_records_its_sparsity_and_agreement():
         pytest.skip(f"real EfficientNet-Lite0 weights not in the test cache ({exc}); `make fetch` puts them there")
     prov = model.provenance
     assert prov["measured_sparsity"] == pytest.approx(0.30, abs=1e-6)
-    assert 0 <= prov["top1_agreement_with_dense"] <= 100 and prov["parent"] == "efficientnet_lite0/dense"
+    agreement = prov["agreement"]
+    assert agreement["held_out_photographs"] == ["chelsea", "coffee", "grace_hopper"]
+    assert 90 <= agreement["agreement_224"] <= 100 and prov["parent"] == "efficientnet_lite0/dense"  # measured 97.7
+    assert agreement["kl_224"] >= 0 and set(agreement["labelled"]) == set(agreement["held_out_photographs"])
     assert model.mean == create_model("efficientnet_lite0/dense").mean

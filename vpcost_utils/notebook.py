@@ -210,15 +210,16 @@ def upstream_points(models: list[str], *, substitute: bool = False) -> list[dict
 
     The smoke profile's models carry their top-1 on the source task's held-out split (measured);
     models compressed here from real weights without ImageNet (the mini profile) carry their top-1
-    agreement with the dense model on natural-image crops (measured; the dense model is 100);
+    agreement with the dense model on crops of the held-out photographs at 224 px (measured; the dense
+    model is 100);
     registry models report the published number (``models.upstream`` measures it when given an
     ImageNet validation folder).
     """
     from .models import create_model, get_entry
     from .models.upstream import upstream_top1
 
-    agreement = {n: create_model(n).provenance.get("top1_agreement_with_dense")
-                 for n in models if get_entry(n).source.startswith("made here")}
+    agreement = {n: create_model(n).provenance.get("agreement", {}).get("agreement_224")
+                 for n in models if get_entry(n).source.startswith(("made here", "distilled here"))}
     measured_parents = {get_entry(n).parent for n, a in agreement.items() if a is not None}
     points = []
     for name in models:

