@@ -62,6 +62,21 @@ def test_an_unwritable_output_folder_is_named(tmp_path, monkeypatch):
     assert preflight._writable(tmp_path / "out" / "runs") is None and not (tmp_path / "out").exists()
 
 
+def test_a_full_disk_is_refused_with_what_the_grid_needs(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    specs = [RunSpec("smallcnn/dense", "digits", n_shots=2, seed=s) for s in range(50)]
+    need = 50 * preflight.RECORD_BYTES + (os.cpu_count() or 1) * preflight.CHECKPOINT_BYTES
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 10**12 - need + 1, need - 1))
+    with pytest.raises(preflight.PreflightError, match=r"MB free on its disk.*50 run records") as info:
+        preflight.check(specs, store_root=tmp_path / "runs")
+    assert len(info.value.problems) == 1 and not (tmp_path / "runs").exists()
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 0, need))
+    preflight.check(specs, store_root=tmp_path / "runs")  # exactly enough room: passes
+
+
 def test_plan_and_sweep_run_the_same_preflight(capsys):
     from vpcost_utils import plan, sweep
 

@@ -24,9 +24,7 @@ DENSE = "efficientnet_lite0/dense"
 MODELS: dict[str, str] = {
     "efficientnet_lite0/prune-30": "one-shot sparse",
     "efficientnet_lite0/prune-50": "one-shot sparse",
-    "efficientnet_lite0/prune-70": "one-shot sparse",
     "efficientnet_lite0/prune-50-recovered": "recovered sparse",
-    "efficientnet_lite0/prune-70-recovered": "recovered sparse",
     "efficientnet_lite0/w4a4": "PTQ",
     "efficientnet_lite0/w4a8-recovered": "recovered low-bit",
     "efficientnet_lite0/w4a4-recovered": "recovered low-bit",
@@ -123,7 +121,7 @@ def rank_correlation(rows: pd.DataFrame, x: str = "agreement_128") -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="outputs/agreement-study")
-    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--models", nargs="*", default=None, help=f"compressed models (default: all of {list(MODELS)})")
     parser.add_argument("--runner", default="processes", choices=("serial", "processes"))
     parser.add_argument("--analyse", action="store_true", help="print the table (and --figure) from the records")

@@ -3,19 +3,28 @@
 ``check(specs, store=..., device=...)`` loads each model and dataset the specs name once and checks,
 for every spec: the model and the dataset resolve and their files are here (with where to get them),
 the images fit the model's canvas, N-shot budgets (plus held-out images) fit every class, the device
-exists, and the output folder can be written. The notebooks (``notebook.Section.run``), ``reproduce``
-and the report call it; a bad grid fails in seconds with the whole list, not after an hour with the
-first failure.
+exists, and the output folder can be written and has room for the grid's records and mid-run checkpoints
+(estimated: ``RECORD_BYTES`` a run, ``CHECKPOINT_BYTES`` a worker). The notebooks
+(``notebook.Section.run``), ``reproduce`` and the report call it; a bad grid fails in seconds with the
+whole list, not after an hour with the first failure.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .config import RunSpec
 from .errors import VpcostError
+
+#: Room a run's record needs: its per-image test outcomes are ~8 bytes an image (80 KB for a 10k test set),
+#: curves and provenance a few KB; rounded up.
+RECORD_BYTES = 200_000
+#: Room a running worker's mid-run checkpoint needs: the largest measured was 4.3 MB (docs/benchmarks.md), and
+#: the atomic write briefly holds two copies; rounded up.
+CHECKPOINT_BYTES = 20_000_000
 
 
 class PreflightError(VpcostError):
@@ -82,14 +91,28 @@ def _shots(spec: RunSpec, train: Any) -> str | None:
 
 def _writable(folder: Path) -> str | None:
     """Can ``folder`` be made and written? Checked on it or its nearest existing parent, creating nothing."""
-    import os
-
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = _nearest_existing(folder)
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         return f"output folder {folder} cannot be written ({existing} is not a writable folder); choose another " \
                f"output_dir"
+    return None
+
+
+def _nearest_existing(folder: Path) -> Path:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def _room(folder: Path, runs: int, workers: int) -> str | None:
+    """Is there room on ``folder``'s disk for ``runs`` records and ``workers`` checkpoints?"""
+    import shutil
+
+    need = runs * RECORD_BYTES + workers * CHECKPOINT_BYTES
+    free = shutil.disk_usage(_nearest_existing(folder)).free
+    if free < need:
+        return (f"output folder {folder}: {free / 1e6:.0f} MB free on its disk, about {need / 1e6:.0f} MB needed for "
+                f"{runs} run records and {workers} mid-run checkpoint(s); free some space or choose another output_dir")
     return None
 
 
@@ -103,6 +126,8 @@ def check(specs: Sequence[RunSpec], *, store_root: str | Path | None = None, dev
                         f"GPU machine")
     if store_root is not None and (reason := _writable(Path(store_root))):
         problems.append(reason)
+    elif store_root is not None and (reason := _room(Path(store_root), len(specs), os.cpu_count() or 1)):
+        problems.append(reason)  # at most one worker a core, so one checkpoint a core
     models: dict[str, Any] = {}
     datasets: dict[Any, Any] = {}
     seen: set[str] = set()
