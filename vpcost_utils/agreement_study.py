@@ -104,11 +104,16 @@ def figure(rows: pd.DataFrame, x: str = "agreement_128"):
     size = x.rsplit("_", 1)[-1]
     ax.set(xlabel=f"top-1 agreement with dense Lite0 on held-out photographs, {size} px (%)",
            ylabel="dense - compressed accuracy (points)",
-           title=f"MNIST N=10, ILM-VP, {int(rows['seeds'].min())}-{int(rows['seeds'].max())} seeds (95 % intervals)")
+           title=f"MNIST N=10, ILM-VP, {_seeds(rows)} seeds (95 % intervals)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _seeds(rows: pd.DataFrame) -> str:
+    low, high = int(rows["seeds"].min()), int(rows["seeds"].max())
+    return str(low) if low == high else f"{low}-{high}"
 
 
 def rank_correlation(rows: pd.DataFrame, x: str = "agreement_128") -> float:

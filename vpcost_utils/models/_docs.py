@@ -19,6 +19,49 @@ Checkpoint files go in `$VPCOST_HOME/checkpoints/` (default `~/.cache/vpcost/che
 """
 
 
+# Measured, not generated: building these models takes minutes to an hour each, which a doc generator must not.
+# `python -m vpcost_utils.models.recover --compare efficientnet_lite0/prune-30 ...` prints the rows again.
+AGREEMENT = """
+## How much of the dense ImageNet function the Lite0 models made here keep
+
+Measured 2026-12-03 on this repository's recipes (`models/agreement.py`): agreement with
+`efficientnet_lite0/dense` on 256 random crops of three photographs that no calibration or recovery step
+sees (`chelsea`, `coffee`, `grace_hopper`), at 224 px (the weights' resolution) and 128 px (the mini
+canvas); KL is the mean KL(dense || model) of the ImageNet softmax; "labelled" counts the held-out photos
+whose centre crop keeps the dense model's top-1 class. Build times are wall minutes on one thread while
+three other jobs shared the 2 cores (about half a core each); alone on a core a sparse step takes about
+1.6 s and a quantized one 2.6 s, so 800 steps are about 21 and 35 minutes.
+
+| model | how | steps | build (min) | agreement 224 px (%) | KL 224 | agreement 128 px (%) | KL 128 | labelled same |
+|---|---|---:|---:|---:|---:|---:|---:|---:|
+{rows}
+
+Targets from the published few-sample recoveries (issue #22): 50 % sparse at least 80 %, W4A8 at least 85 %,
+W4A4 at least 65 % agreement. Reached: {reached}.
+"""
+AGREEMENT_ROWS = [
+    ("prune-30", "one-shot global magnitude", "-", "-", 82.81, 0.079, 82.42, 0.306, "3/3"),
+    ("prune-50", "one-shot global magnitude", "-", "-", 31.64, 0.797, 12.89, 2.070, "1/3"),
+    ("prune-70", "one-shot global magnitude", "-", "-", 0.0, 5.569, 0.0, 6.573, "0/3"),
+    ("prune-50-recovered", "GMP 30 -> 50 % + distillation", 800, 57, 58.59, 0.303, 59.77, 0.522, "1/3"),
+    ("w4a4", "LSQ PTQ, per-channel weights", "-", "-", 2.34, 4.688, 3.12, 7.716, "0/3"),
+    ("w4a4-recovered", "W4A4 LSQ QAT by distillation", 400, 50, 65.62, 0.412, 81.64, 0.465, "2/3"),
+    ("w4a8-recovered", "W4A8 LSQ QAT by distillation", 800, 80, 70.70, 0.226, 82.03, 0.263, "2/3"),
+    ("int8-tflite", "Google's int8 TFLite file (published)", "-", "-", 95.70, 0.008, 37.11, 0.66, "3/3"),
+]
+AGREEMENT_REACHED = ("50 % sparse 58.6 % (224 px) / 59.8 % (128 px), short of 80; W4A8 70.7 % / 82.0 %, short of 85; "
+                     "W4A4 65.6 % / 81.6 %, at the target. Google's int8 model keeps 95.7 % at its own 224 px but only "
+                     "37.1 % at 128 px (its activation ranges are fixed for 224-px statistics); 70 % sparse recovered "
+                     "was not built in this session's budget")
+
+
+def agreement_markdown() -> str:
+    """The measured agreement section of docs/models.md."""
+    rows = "\n".join("| " + " | ".join([f"`efficientnet_lite0/{r[0]}`", *(str(c) for c in r[1:])]) + " |"
+                     for r in AGREEMENT_ROWS)
+    return AGREEMENT.format(rows=rows, reached=AGREEMENT_REACHED)
+
+
 def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ") if text not in (None, "") else "-"
 
@@ -33,4 +76,4 @@ def registry_markdown() -> str:
         rows.append("| " + " | ".join(_cell(x) for x in (
             f"`{name}`", f"{e.compression} ({e.method})", level, e.top1, e.source, e.filename, e.obtainable,
             substitute)) + " |")
-    return HEADER + "\n".join(rows) + "\n"
+    return HEADER + "\n".join(rows) + "\n" + agreement_markdown()
