@@ -41,6 +41,7 @@ def specs(seeds: int, models: list[str] | None = None) -> list[RunSpec]:
 
 def agreements(output: Path, models: list[str]) -> dict[str, dict]:
     """Each model's upstream agreement: from its provenance when it carries one, else measured here (cached)."""
+    from ._io import atomic_write_bytes
     from .models import create_model
     from .models.agreement import upstream_agreement
 
@@ -56,8 +57,6 @@ def agreements(output: Path, models: list[str]) -> dict[str, dict]:
         else:
             dense = dense or create_model(DENSE)
             known[name] = upstream_agreement(model.module, dense.module, dense.mean, dense.std, dense.class_names)
-        from ._io import atomic_write_bytes
-
         atomic_write_bytes(path, json.dumps(known, indent=1).encode())
     return known
 
@@ -67,16 +66,13 @@ def table(output: Path) -> pd.DataFrame:
     from . import intervals
     from .store import ResultStore
 
-    records = list(ResultStore(output / "runs").records())
-    runs = pd.DataFrame([{"run_id": r["run_id"], "model": r["spec"]["model"], "dataset": r["spec"]["dataset"],
-                          "method": r["spec"]["method"], "n_shots": r["spec"]["n_shots"], "seed": r["spec"]["seed"],
-                          "acc": r["metrics"]["acc"], "ece": r["metrics"]["ece"],
-                          "wall_s": r["env"]["wall_time_s"]} for r in records])
+    store = ResultStore(output / "runs")
+    runs = store.table()
     if runs.empty:
         return runs
     models = [m for m in MODELS if m in set(runs["model"])]
     gaps = intervals.paired_gaps(runs, {"lite0": (DENSE, models)}, "acc",
-                                 predictions=intervals.predictions_of(records))
+                                 predictions=intervals.predictions_of(list(store.records())))
     agree = agreements(output, models)
     rows = []
     for g in gaps.itertuples():

@@ -38,7 +38,7 @@ from torch import nn
 from .. import paths
 from .._io import atomic_torch_save
 from ._registry import ModelEntry, SourceModel, create_model, register
-from .agreement import upstream_agreement
+from .agreement import normalise, upstream_agreement
 
 RECIPE_VERSION = 3  # 3: calibration never sees the held-out photographs; agreement measured on them
 ARCH = "efficientnet_lite0"
@@ -56,18 +56,12 @@ def pruned_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
             if isinstance(m, nn.Conv2d) and m.groups == 1 and name != "conv_stem"]
 
 
-def _normalised(model: SourceModel, images: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(model.mean).view(1, 3, 1, 1)
-    std = torch.tensor(model.std).view(1, 3, 1, 1)
-    return (images.float() / 255 - mean) / std
-
-
 def calibration_batches(model: SourceModel, n: int = CALIB_IMAGES, seed: int = CALIB_SEED,
                         batch_size: int = 64) -> list[torch.Tensor]:
     """Unlabelled crops of the calibration photographs at 224 px, normalised for ``model``, in batches."""
     from .natural_images import calibration_crops
 
-    return list(_normalised(model, calibration_crops(n, CALIB_SIZE, seed)).split(batch_size))
+    return list(normalise(calibration_crops(n, CALIB_SIZE, seed), model.mean, model.std).split(batch_size))
 
 
 @torch.no_grad()
@@ -84,16 +78,6 @@ def reestimate_batchnorm(module: nn.Module, batches: list[torch.Tensor]) -> None
     module.eval()
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
-
-
-@torch.no_grad()
-def agreement(module: nn.Module, reference: nn.Module, batches: list[torch.Tensor]) -> float:
-    """Top-1 agreement (%) of two ImageNet classifiers on the same inputs."""
-    same = total = 0
-    for batch in batches:
-        same += int((module(batch).argmax(1) == reference(batch).argmax(1)).sum())
-        total += len(batch)
-    return 100.0 * same / total
 
 
 def prune_one_shot(module: nn.Module, percent: int, bn_batches: list[torch.Tensor] | None = None) -> dict:

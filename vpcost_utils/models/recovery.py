@@ -93,12 +93,17 @@ class Recipe:
 
 def sparsity_at(recipe: Recipe, step: int) -> float:
     """Zhu & Gupta's cubic schedule: ``start`` at step 0 to the target at ``ramp * steps``, then constant."""
-    progress = min(1.0, step / max(1, round(recipe.ramp * recipe.steps)))
+    progress = min(1.0, step / _ramp_end(recipe))
     return recipe.sparsity + (recipe.start_sparsity - recipe.sparsity) * (1 - progress) ** 3
 
 
+def _ramp_end(recipe: Recipe) -> int:
+    """The step at which a sparse recipe reaches its target; the mask is fixed from there on."""
+    return max(1, round(recipe.ramp * recipe.steps))
+
+
 def _prune_now(recipe: Recipe, step: int) -> bool:
-    end = max(1, round(recipe.ramp * recipe.steps))
+    end = _ramp_end(recipe)
     return step <= end and (step % recipe.prune_every == 0 or step == end)
 
 
@@ -136,8 +141,7 @@ def _pool(dense: nn.Module, mean: tuple, std: tuple, recipe: Recipe) -> tuple[to
     return crops, logits
 
 
-def _student(dense: nn.Module, mean: tuple, std: tuple, recipe: Recipe,
-             layers: Callable[[nn.Module], list[tuple[str, nn.Module]]]) -> nn.Module:
+def _student(dense: nn.Module, mean: tuple, std: tuple, recipe: Recipe) -> nn.Module:
     student = copy.deepcopy(dense)
     if recipe.kind == "quant":
         from .quantize import fake_quantize
@@ -159,7 +163,7 @@ def build(recipe: Recipe, dense: nn.Module, mean: tuple, std: tuple,
 
     dense = dense.eval()
     crops, teacher = _pool(dense, mean, std, recipe)
-    student = _student(dense, mean, std, recipe, layers)
+    student = _student(dense, mean, std, recipe)
     pruned = [layer for _, layer in layers(student)] if recipe.kind == "sparse" else []
     opt = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=recipe.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / recipe.steps)))
