@@ -8,17 +8,24 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: reproduce test lint install clean-outputs benchmark fetch lab rehearse recover
+.PHONY: reproduce test lint install clean-outputs benchmark fetch lab rehearse recover lock
 
 $(STAMP): pyproject.toml requirements-lock.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-lock.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet --require-hashes -r requirements-lock.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# requirements-lock.txt from requirements.in: every package of the environment (pip and setuptools included) at an
+# exact version with the sha256 of every file PyPI has for it, for every platform (--universal), Python 3.11.
+# Versions already in the lock are kept; `make lock LOCK_ARGS=--upgrade` (or --upgrade-package NAME) moves them.
+LOCK_ARGS ?=
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile requirements.in --universal --python-version 3.11.7 --generate-hashes \
+		--custom-compile-command "make lock" --output-file requirements-lock.txt $(LOCK_ARGS)
 
 reproduce: $(STAMP)
 	$(PY) -m vpcost_utils.reproduce --profile $(PROFILE) $(if $(RUNNER),--runner $(RUNNER))

@@ -15,15 +15,55 @@ from vpcost_utils.errors import SpecError, UnknownNameError, VpcostError
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _pins(text: str) -> dict[str, str]:
-    return dict(re.findall(r"^\s*-?\s*([A-Za-z0-9_.-]+)==([^\s#]+)", text, flags=re.M))
+def _locked() -> dict[str, str]:
+    """Package -> version of every lock entry that applies to this interpreter (the lock is universal: a package
+    can appear once per environment marker)."""
+    from packaging.markers import Marker
+    from packaging.utils import canonicalize_name
+
+    out = {}
+    for line in (ROOT / "requirements-lock.txt").read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$", line)
+        if m and (m[3] is None or Marker(m[3]).evaluate()):
+            out[canonicalize_name(m[1])] = m[2]
+    return out
 
 
-def test_environment_yml_and_lock_file_pin_the_same_versions():
-    lock = _pins((ROOT / "requirements-lock.txt").read_text())
-    env = _pins((ROOT / "environment.yml").read_text())
-    assert lock and lock == env
-    assert "-e ." in (ROOT / "environment.yml").read_text()
+def test_lock_pins_every_package_with_hashes():
+    # pip's --require-hashes rule, which `make install` uses: every requirement at ==, each with a sha256
+    entries = re.split(r"\n(?=[A-Za-z0-9])", (ROOT / "requirements-lock.txt").read_text().split("\n", 2)[2])
+    entries = [e for e in entries if e.strip() and not e.startswith("#")]
+    assert len(entries) > 150  # the whole environment, not the direct dependencies only
+    for entry in entries:
+        head = entry.split("\\", 1)[0]
+        assert "==" in head and "--hash=sha256:" in entry, f"not pinned with a hash: {head.strip()}"
+    assert "--require-hashes" in (ROOT / "Makefile").read_text()
+
+
+def test_lock_satisfies_pyproject_and_holds_every_direct_pin():
+    import tomllib
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    locked = _locked()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *(r for extra in ("notebooks", "sweep", "dev")
+                                          for r in project["optional-dependencies"][extra])]
+    for text in wanted:
+        req = Requirement(text)
+        name = canonicalize_name(req.name)
+        assert name in locked, f"{req.name} (pyproject.toml) is not in requirements-lock.txt: run make lock"
+        assert req.specifier.contains(locked[name], prereleases=True), \
+            f"lock has {req.name}=={locked[name]}, pyproject.toml asks {req.specifier}"
+    for name, version in re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (ROOT / "requirements.in").read_text(), re.M):
+        assert locked[canonicalize_name(name)] == version, f"requirements.in pins {name}=={version}: run make lock"
+
+
+def test_environment_yml_installs_the_lock():
+    env = (ROOT / "environment.yml").read_text()
+    assert re.findall(r"^\s*- (-r .*)$", env, re.M) == ["-r requirements-lock.txt"]
+    assert not re.search(r"==", env)  # no second list of pins to drift from the lock
+    assert "python=3.11" in env and "--python-version 3.11" in (ROOT / "Makefile").read_text()
 
 
 def test_readme_states_the_two_commands_and_ci_runs_the_test_command():
