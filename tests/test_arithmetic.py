@@ -85,19 +85,17 @@ def test_dense_and_compressed_runs_of_a_seed_share_sample_batches_and_prompt_sta
     dense = RunSpec("smallcnn/dense", "digits", n_shots=3, seed=5, epochs=1, eval_every=1)
     sparse = dense.replace(model="smallcnn/prune-90")
     orders = []
-    real = train.batches
+    real = train.train_step
 
-    def recording(split, batch_size, device, generator=None):
-        for images, labels in real(split, batch_size, device, generator):
-            if generator is not None:
-                orders.append(labels.tolist())
-            yield images, labels
+    def recording(backbone, prompt, mapping, split, index, *args, **kwargs):
+        orders.append(index.tolist())
+        return real(backbone, prompt, mapping, split, index, *args, **kwargs)
 
     (train_a, test_a), (train_b, test_b) = train.load_data(dense), train.load_data(sparse)
     assert torch.equal(train_a.images, train_b.images) and torch.equal(test_a.labels, test_b.labels)
     import unittest.mock
 
-    with unittest.mock.patch.object(train, "batches", recording):
+    with unittest.mock.patch.object(train, "train_step", recording):
         train.run_vp(dense, progress=False)
         a = list(orders)
         orders.clear()
@@ -123,8 +121,11 @@ def test_sample_seed_changes_the_draw_alone():
 
 
 def test_every_vp_spec_field_in_the_run_id_changes_the_run():
-    # max_steps changed a VP run's id while the VP loop ignored it: refused now, naming the fix
-    with pytest.raises(VpcostError, match="does nothing for task='vp'.*set epochs instead"):
-        RunSpec("smallcnn/dense", "digits", max_steps=10)
+    # max_steps once changed a VP run's id while the VP loop ignored it; the shared loop honours it now
+    from vpcost_utils.loop import Schedule
+
+    spec = RunSpec("smallcnn/dense", "digits", n_shots=2, max_steps=10)
+    assert spec.run_id != spec.replace(max_steps=None).run_id
+    assert Schedule.for_run(spec, 20).total_steps == 10 < Schedule.for_run(spec.replace(max_steps=None), 20).total_steps
     with pytest.raises(VpcostError, match="only applies to task='vp'"):
         RunSpec("smallcnn/dense", "synth_dna", task="crossmodal", method="max", precision="bf16")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vpcost_utils import checkpoint, kill_resume, train
+from vpcost_utils import checkpoint, kill_resume, loop
 from vpcost_utils.config import RunSpec
 from vpcost_utils.errors import VpcostError
 from vpcost_utils.runs import execute, run
@@ -22,7 +22,7 @@ def uninterrupted():
 
 def _interrupt_after(monkeypatch, epochs: int) -> list[int]:
     """Make the loop die (as a kill would) when it starts epoch ``epochs + 1``; returns the epoch counter."""
-    real, calls = train.train_one_epoch, []
+    real, calls = loop.train_epoch, []
 
     def dying(*args, **kwargs):
         calls.append(1)
@@ -30,7 +30,7 @@ def _interrupt_after(monkeypatch, epochs: int) -> list[int]:
             raise KeyboardInterrupt("killed")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train, "train_one_epoch", dying)
+    monkeypatch.setattr(loop, "train_epoch", dying)
     return calls
 
 
@@ -94,3 +94,34 @@ def test_the_kill_script_kills_resumes_and_compares(tmp_path):
     result = kill_resume.trial(spec, tmp_path, kills=2, seed=3)
     assert result["kills"] >= 2 and result["runs"] >= 1
     assert result["identical"] and result["differing_fields"] == [] and not result["checkpoint_left"]
+
+
+def _clip_spec() -> RunSpec:
+    from test_loop import _counted_clip  # a 1-step tinyclip, registered once
+
+    return RunSpec(model=_counted_clip(), dataset="synth_colours", task="clip", method="ilm-vp", epochs=4,
+                   batch_size=32, eval_every=2, max_steps=35)
+
+
+def _crossmodal_spec() -> RunSpec:
+    from test_crossmodal import _register_random_backbone
+
+    return RunSpec(model=_register_random_backbone(), dataset="synth_text4", task="crossmodal", method="max",
+                   epochs=3, batch_size=16, eval_every=1, max_steps=120)
+
+
+@pytest.mark.parametrize("make_spec", [_clip_spec, _crossmodal_spec], ids=["clip", "crossmodal"])
+def test_clip_and_crossmodal_runs_resume_through_the_same_loop(tmp_path, monkeypatch, make_spec):
+    spec = make_spec()
+    whole = execute(spec, progress=False)
+    monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
+    _interrupt_after(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        execute(spec, progress=False, checkpoint=tmp_path / "c.pt")
+    monkeypatch.undo()
+    monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
+    calls = _interrupt_after(monkeypatch, 99)
+    resumed = execute(spec, progress=False, checkpoint=tmp_path / "c.pt")
+    assert len(calls) == loop.Schedule.for_run(spec, resumed["data"]["n_train"]).epochs_run - 2
+    for key in ("metrics", "curves", "mapping"):
+        assert resumed[key] == whole[key], key

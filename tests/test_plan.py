@@ -14,7 +14,10 @@ def test_passes_of_a_small_grid_by_hand():
     # Flowers102 has 10 images per class: N=20 is capped by the split (1,020 images)
     assert plan.run_passes(RunSpec("m/x", "flowers102", n_shots=20, epochs=1, eval_every=1)).train == 1_020
     cross = RunSpec("m/x", "splice", task="crossmodal", method="max", epochs=100, max_steps=1_000)
-    assert plan.run_passes(cross) == plan.Passes(train=4_000, mapping=0, test=638)  # batch 4, capped at 1,000 steps
+    # batch 4, capped at 1,000 steps (2 epochs of 638 steps, the second cut short): one test pass after the last
+    # epoch, the reference's quick validations after steps 1 and 501 on 102 x 4 test examples each, and the full
+    # test pass of the checkpoint they pick
+    assert plan.run_passes(cross) == plan.Passes(train=4_000, mapping=0, test=638 + 2 * 408 + 638)
     assert plan.hours(plan.Passes(train=360_000, test=1_080_000), (100.0, 300.0)) == 2.0
 
 

@@ -92,3 +92,22 @@ def test_plan_check_lists_what_a_profile_lacks(capsys, isolated_home, monkeypatc
     assert plan.main(["--profile", "quick", "--check"]) == 2
     out = capsys.readouterr().out
     assert "nothing was trained" in out and "resnet50/dense" in out and "cifar10" in out
+
+
+def test_a_model_not_built_yet_is_checked_through_its_parent_without_building(tmp_path, capsys):
+    from vpcost_utils.models import ModelEntry, register
+    from vpcost_utils.models._registry import _ENTRIES
+
+    def never(entry):
+        raise AssertionError("the preflight built the model")
+
+    name = "smallcnn/test-unbuilt"
+    register(ModelEntry(name, arch="smallcnn", compression="unstructured", method="gmp-distill", loader=never,
+                        parent="smallcnn/dense", unbuilt=lambda: f"{name} is not built yet"))
+    try:
+        preflight.check([RunSpec(name, "digits", n_shots=2)], store_root=tmp_path / "runs")
+        assert f"{name} is not built yet" in capsys.readouterr().err
+        with pytest.raises(preflight.PreflightError, match="24-px canvas"):  # the parent's canvas is checked
+            preflight.check([RunSpec(name, "digits", n_shots=2, canvas=24)], store_root=tmp_path / "runs")
+    finally:
+        _ENTRIES.pop(name, None)

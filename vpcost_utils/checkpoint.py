@@ -33,7 +33,7 @@ from .arithmetic import run_threads
 from .config import PROTOCOL
 
 SECONDS_ENV = "VPCOST_CHECKPOINT_SECONDS"
-FORMAT = 1
+FORMAT = 2  # 2: the loop's state (epoch, step, curves, RNGs) beside the task's own (loop.run_epochs)
 
 
 def interval_seconds() -> float:

@@ -69,7 +69,7 @@ class RunSpec:
     batch_size: int | None = None  # None: the task's default (Table 5 for vp)
     lr: float | None = None  # None: the task's default
     max_train: int | None = None  # cap on training examples (crossmodal text sets: the first N rows)
-    max_steps: int | None = None  # cap on optimizer steps; None: the task's default (crossmodal 100,000)
+    max_steps: int | None = None  # cap on optimizer steps, every task (loop.Schedule); None: the task's default
     substitute: bool = False  # allow a labelled substitute when the real checkpoint is missing
     save_prompts: tuple[int, ...] = ()  # epochs after which the prompt is saved (Fig. 20)
     canvas: int | None = None  # the model's input resolution; None: the model's own (224 for ImageNet models)
@@ -105,9 +105,6 @@ class RunSpec:
         if self.sample_seed is not None and (not isinstance(self.sample_seed, int) or isinstance(self.sample_seed, bool)
                                              or self.sample_seed < 0):
             raise SpecError(f"RunSpec.sample_seed must be a non-negative int or None, got {self.sample_seed!r}")
-        if self.task == "vp" and self.max_steps is not None:  # it would change the run id and nothing else
-            raise SpecError(f"RunSpec.max_steps={self.max_steps} does nothing for task='vp' (the VP loop trains whole "
-                            f"epochs, as the reference); set epochs instead")
         for name in ("sample_seed", "precision"):
             if getattr(self, name) is not None and self.task != "vp":
                 raise SpecError(f"RunSpec.{name} only applies to task='vp' for now, got task={self.task!r}")

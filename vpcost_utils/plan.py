@@ -76,12 +76,16 @@ def split_sizes(dataset: str) -> tuple[int, int, int]:
 
 
 def evaluations(epochs: int, eval_every: int) -> int:
-    """Test passes of a run: every ``eval_every`` epochs and after the last (``train.run_vp``)."""
-    return epochs // eval_every + (1 if epochs % eval_every else 0)
+    """Test passes of a run of ``epochs`` epochs: every ``eval_every`` and after the last (``loop.Schedule``)."""
+    from .loop import Schedule
+
+    return Schedule(epochs, 1, eval_every).evaluations
 
 
 def run_passes(spec: RunSpec) -> Passes:
-    """Image passes of one run, by phase (see the module docstring)."""
+    """Image passes of one run, by phase (see the module docstring), from the ``loop.Schedule`` the run executes."""
+    from .loop import Schedule
+
     n_train, n_test, classes = split_sizes(spec.dataset)
     if spec.n_shots is not None:
         n_train = min(n_train, spec.n_shots * classes)
@@ -89,17 +93,18 @@ def run_passes(spec: RunSpec) -> Passes:
         n_train = min(n_train, spec.max_train)
     if spec.max_test is not None:
         n_test = min(n_test, spec.max_test)
-    if spec.task == "crossmodal":
-        batch = spec.effective_batch_size
-        steps = spec.epochs * math.ceil(n_train / batch)
-        if spec.max_steps is not None:
-            steps = min(steps, spec.max_steps)
-        return Passes(train=steps * batch, test=n_test)
-    epochs_run = spec.epochs
-    if spec.max_steps is not None:  # CLIP: a step cap ends training early
-        epochs_run = min(epochs_run, math.ceil(spec.max_steps * spec.effective_batch_size / max(n_train, 1)))
-    mapping = {"ilm": epochs_run, "ilm-vp": epochs_run, "flm": 1}.get(spec.method, 0) * n_train
-    return Passes(train=epochs_run * n_train, mapping=mapping, test=evaluations(epochs_run, spec.eval_every) * n_test)
+    schedule = Schedule.for_run(spec, n_train)
+    train = schedule.images(n_train, spec.effective_batch_size)
+    test = schedule.evaluations * n_test
+    if spec.task == "crossmodal":  # no mapping vote; the reference's quick validations on test examples, and the
+        # full test pass of the checkpoint they pick (counted always: skipped when the pick is the last step)
+        from .crossmodal.train import VALIDATE_EVERY, VALIDATION_BATCHES
+
+        validations = math.ceil(schedule.total_steps / VALIDATE_EVERY)
+        quick = validations * min(n_test, VALIDATION_BATCHES * spec.effective_batch_size)
+        return Passes(train=train, test=test + quick + (n_test if validations else 0))
+    votes = {"ilm": schedule.epochs_run, "ilm-vp": schedule.epochs_run, "flm": 1}.get(spec.method, 0)
+    return Passes(train=train, mapping=min(votes, schedule.epochs_run) * n_train, test=test)
 
 
 def arch_of(model: str) -> str:

@@ -12,6 +12,7 @@ whole list, not after an hour with the first failure.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,11 +38,17 @@ class PreflightError(VpcostError):
 
 
 def _model(name: str, substitute: bool, cache: dict, problems: list[str]) -> Any:
-    from .models import create_model
+    from .models import create_model, get_entry
 
     if name not in cache:
         try:
-            cache[name] = create_model(name, substitute=substitute)
+            entry = get_entry(name)
+            note = entry.unbuilt() if entry.unbuilt is not None and not substitute else None
+            if note is not None:  # checked through its parent (same files, canvas, classes): no build in a preflight
+                print(f"note: {note}", file=sys.stderr)
+                cache[name] = _model(entry.parent, substitute, cache, problems)
+            else:
+                cache[name] = create_model(name, substitute=substitute)
         except VpcostError as exc:  # unknown name, missing file (with where to get it), bad checkpoint
             cache[name] = None
             if not any(str(exc) in p for p in problems):  # two models may need the same missing file

@@ -53,8 +53,8 @@ def environment(device: str | torch.device) -> dict[str, Any]:
 
 def execute(spec: RunSpec, *, device: str | torch.device | None = None, progress: bool = True,
             checkpoint: str | Path | None = None) -> dict[str, Any]:
-    """Run ``spec`` and return its full record, without writing it. ``checkpoint``: where the VP loop saves its
-    state mid-run and resumes from (``checkpoint.py``)."""
+    """Run ``spec`` and return its full record, without writing it. ``checkpoint``: where the loop saves the run's
+    state mid-run and resumes from (``checkpoint.py``, ``loop.run_epochs``)."""
     device = device or default_device()
     start = time.time()
     with fixed_arithmetic(device) as arithmetic:
@@ -65,11 +65,11 @@ def execute(spec: RunSpec, *, device: str | torch.device | None = None, progress
         elif spec.task == "clip":
             from .clip import run_clip
 
-            body = run_clip(spec, device=device, progress=progress)
+            body = run_clip(spec, device=device, progress=progress, checkpoint=checkpoint)
         else:
             from .crossmodal import run_crossmodal
 
-            body = run_crossmodal(spec, device=device, progress=progress)
+            body = run_crossmodal(spec, device=device, progress=progress, checkpoint=checkpoint)
         env = environment(device)
     env.update(wall_time_s=round(time.time() - start, 3), finished=datetime.now(timezone.utc).isoformat())
     arithmetic["precision"] = body.get("runtime", {}).get("precision")

@@ -1,6 +1,7 @@
 """The visual-prompting loop for image classifiers, readable top to bottom.
 
-train_one_epoch -> evaluate -> source_logits -> run_vp. Faithful to ILM-VP as the authors ran it
+train_step -> source_logits -> VPTask -> run_vp (the epoch loop itself is ``loop.run_epochs``, shared by every
+task). Faithful to ILM-VP as the authors ran it
 (reference-algorithms.md §1d, must-match 2-5): frozen backbone in eval mode, only the prompt
 learns; Adam lr 0.01; MultiStepLR x0.1 at 50 % and 72 % of the epochs, stepped per epoch;
 cross-entropy over the K mapped logits; FLM once before training, ILM at the start of every
@@ -77,27 +78,35 @@ def _autocast(device: torch.device, precision: str = "fp32"):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+def train_step(backbone: nn.Module, prompt: ExpansivePrompt, mapping: torch.Tensor, split: ImageSplit,
+               index: torch.Tensor, optimizer: torch.optim.Optimizer, device: torch.device, precision: str = "fp32"
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One optimizer step of the prompt on ``split[index]``; returns (loss, mapped logits, labels)."""
+    images = split.images[index].to(device, non_blocking=True).float().div_(255)
+    labels = split.labels[index].to(device)
+    with _autocast(device, precision):
+        logits = backbone(prompt(images))[:, mapping].float()
+    loss = F.cross_entropy(logits, labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss, logits, labels
+
+
 def train_one_epoch(backbone: nn.Module, prompt: ExpansivePrompt, mapping: torch.Tensor, train: ImageSplit,
                     optimizer: torch.optim.Optimizer, batch_size: int, device: torch.device,
                     generator: torch.Generator, precision: str = "fp32") -> tuple[float, float]:
-    """One pass over the training subset; returns (mean loss, accuracy %)."""
+    """One pass over the training subset outside a run (the benchmark times it, as ``run_vp``'s loop runs it);
+    returns (mean loss, accuracy %)."""
+    from .loop import train_epoch
+
+    class OneEpoch:
+        def step(self, index: torch.Tensor, step: int):
+            return train_step(backbone, prompt, mapping, train, index, optimizer, device, precision)
+
     prompt.train()
-    # Running sums stay on the device (no host sync per step on a GPU); float64 keeps the loss sum what
-    # Python floats would give.
-    total_loss = torch.zeros((), dtype=torch.float64, device=device)
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    seen = 0
-    for images, labels in batches(train, batch_size, device, generator):
-        with _autocast(device, precision):
-            logits = backbone(prompt(images))[:, mapping].float()
-        loss = F.cross_entropy(logits, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total_loss += loss.detach().double() * len(labels)
-        correct += (logits.detach().argmax(1) == labels).sum()
-        seen += len(labels)
-    return float(total_loss) / seen, 100 * int(correct) / seen
+    order = torch.randperm(len(train), generator=generator)
+    return train_epoch(OneEpoch(), order, batch_size, -(-len(train) // batch_size), 0, device)
 
 
 @torch.no_grad()
@@ -235,6 +244,72 @@ def convergence(train_loss: list[float], mapping_history: list[tuple[int, list[i
             "settled": bool(abs(change) < 0.05 and changes == 0) if change == change else False}
 
 
+class VPTask:
+    """Visual prompting of an image classifier as one ``loop.Task``: the prompt, its optimizer and scheduler, the
+    label mapping (RLM fixed, FLM voted before the first epoch, ILM before every epoch), the test pass."""
+
+    def __init__(self, spec: RunSpec, model: SourceModel, backbone: nn.Module, train: ImageSplit, test: ImageSplit,
+                 device: torch.device, precision: str, mapping_precision: str):
+        self.spec, self.backbone, self.train, self.test, self.device = spec, backbone, train, test, device
+        self.precision, self.mapping_precision = precision, mapping_precision
+        canvas = spec.canvas or model.canvas_size
+        self.prompt = ExpansivePrompt(canvas, train.input_size, model.mean, model.std).to(device)
+        self.mapping: torch.Tensor | None = None
+        if spec.method == "rlm":
+            self.mapping = random_mapping(model.num_classes, train.num_classes,
+                                          torch.Generator().manual_seed(spec.seed)).to(device)
+        self.optimizer = torch.optim.Adam(self.prompt.parameters(), lr=spec.effective_lr)
+        # The reference's int(0.5 E), int(0.72 E); for E = 1 both are 0, which MultiStepLR applies before the first
+        # step (the whole run at lr / 100). Drops start at epoch 1 at the earliest; E >= 2 is unchanged.
+        milestones = [max(1, int(0.5 * spec.epochs)), max(1, int(0.72 * spec.epochs))]
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=milestones, gamma=0.1)
+        self.mapping_history: list[tuple[int, list[int]]] = []
+        self.saved_prompts: dict[int, torch.Tensor] = {}
+        self.test_logits: torch.Tensor | None = None
+        self.lr = spec.effective_lr
+
+    def begin_epoch(self, epoch: int) -> None:
+        if self.spec.method == "ilm" or (self.spec.method == "flm" and epoch == 0):
+            self.mapping = _frequency_mapping(self.backbone, self.prompt, self.train, self.device,
+                                              self.mapping_precision)
+        if not self.mapping_history or self.mapping_history[-1][1] != self.mapping.tolist():
+            self.mapping_history.append((epoch, self.mapping.tolist()))
+        self.lr = self.optimizer.param_groups[0]["lr"]
+        self.prompt.train()
+
+    def step(self, index: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return train_step(self.backbone, self.prompt, self.mapping, self.train, index, self.optimizer, self.device,
+                          self.precision)
+
+    def end_epoch(self, epoch: int) -> float:
+        self.scheduler.step()
+        if epoch + 1 in self.spec.save_prompts:
+            self.saved_prompts[epoch + 1] = self.prompt.frame().detach().cpu().clone()
+        return self.lr
+
+    def evaluate(self, epoch: int) -> float:
+        # Evaluated with the mapping of this epoch, as the reference's end-of-epoch test pass.
+        self.test_logits = source_logits(self.backbone, self.prompt, self.test, self.device)[:, self.mapping.cpu()]
+        return 100 * float((self.test_logits.argmax(1) == self.test.labels).double().mean())
+
+    def state(self) -> dict:
+        return {"theta": self.prompt.theta.detach().cpu(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "lr": self.lr,
+                "mapping": self.mapping.cpu() if self.mapping is not None else None,
+                "mapping_history": self.mapping_history, "saved_prompts": self.saved_prompts,
+                "test_logits": self.test_logits}
+
+    def load_state(self, state: dict) -> None:
+        with torch.no_grad():
+            self.prompt.theta.copy_(state["theta"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.lr = state["lr"]
+        self.mapping = state["mapping"].to(self.device) if state["mapping"] is not None else None
+        self.mapping_history = [(int(e), list(m)) for e, m in state["mapping_history"]]
+        self.saved_prompts, self.test_logits = dict(state["saved_prompts"]), state["test_logits"]
+
+
 def run_vp(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool = True,
            model: SourceModel | None = None, checkpoint: str | Path | None = None) -> dict:
     """Train one visual prompt as ``spec`` says and return the record body (metrics, curves, mapping...).
@@ -242,9 +317,8 @@ def run_vp(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool 
     ``checkpoint``: a file to save the training state to at due epoch ends and to resume from
     (``checkpoint.Checkpointer``); None: no checkpoints.
     """
-    from tqdm.auto import tqdm
-
-    from .checkpoint import Checkpointer, rng_states, set_rng_states
+    from .checkpoint import Checkpointer
+    from .loop import Schedule, run_epochs
 
     device = torch.device(device)
     set_seed(spec.seed)
@@ -257,84 +331,37 @@ def run_vp(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool 
     # spec asks for bf16 as a speed choice.
     mapping_precision = precision if spec.precision == "bf16" else "fp32"
     runtime.update(precision=precision, mapping_precision=mapping_precision)
-    canvas = spec.canvas or model.canvas_size
-    prompt = ExpansivePrompt(canvas, train.input_size, model.mean, model.std).to(device)
-    num_targets = train.num_classes
-    if spec.method == "rlm":
-        mapping = random_mapping(model.num_classes, num_targets, torch.Generator().manual_seed(spec.seed)).to(device)
-
-    optimizer = torch.optim.Adam(prompt.parameters(), lr=spec.effective_lr)
-    # The reference's int(0.5 E), int(0.72 E); for E = 1 both are 0, which MultiStepLR applies before the first
-    # step (the whole run at lr / 100). Drops start at epoch 1 at the earliest; E >= 2 is unchanged.
-    milestones = [max(1, int(0.5 * spec.epochs)), max(1, int(0.72 * spec.epochs))]
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
-    generator = torch.Generator().manual_seed(spec.seed)
-    curves: dict[str, list] = {k: [] for k in ("epoch", "train_loss", "train_acc", "lr", "eval_epoch", "test_acc")}
-    mapping_history: list[tuple[int, list[int]]] = []
-    saved_prompts: dict[int, torch.Tensor] = {}
-    test_logits = None
+    task = VPTask(spec, model, backbone, train, test, device, precision, mapping_precision)
+    schedule = Schedule.for_run(spec, len(train))
     saver = Checkpointer(checkpoint, spec.run_id)
-    start = 0
-    if (state := saver.load()) is not None:  # resume: everything the remaining epochs depend on
-        start = state["epoch"]
-        with torch.no_grad():
-            prompt.theta.copy_(state["theta"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        set_rng_states(state["rng"])
-        mapping = state["mapping"].to(device) if state["mapping"] is not None else None
-        mapping_history = [(int(e), list(m)) for e, m in state["mapping_history"]]
-        curves, saved_prompts, test_logits = state["curves"], dict(state["saved_prompts"]), state["test_logits"]
-    runtime["resumed_at_epoch"] = start
-
-    for epoch in tqdm(range(start, spec.epochs), desc=f"{spec.model} {spec.dataset} {spec.method}",
-                      disable=not progress, leave=False, initial=start, total=spec.epochs):
-        if spec.method == "ilm" or (spec.method == "flm" and epoch == 0):
-            mapping = _frequency_mapping(backbone, prompt, train, device, mapping_precision)
-        if not mapping_history or mapping_history[-1][1] != mapping.tolist():
-            mapping_history.append((epoch, mapping.tolist()))
-        curves["lr"].append(optimizer.param_groups[0]["lr"])
-        loss, acc = train_one_epoch(backbone, prompt, mapping, train, optimizer, spec.effective_batch_size, device,
-                                    generator, precision)
-        scheduler.step()
-        curves["epoch"].append(epoch + 1)
-        curves["train_loss"].append(loss)
-        curves["train_acc"].append(acc)
-        if epoch + 1 in spec.save_prompts:
-            saved_prompts[epoch + 1] = prompt.frame().detach().cpu().clone()
-        if (epoch + 1) % spec.eval_every == 0 or epoch + 1 == spec.epochs:
-            # Evaluated with the mapping of this epoch, as the reference's end-of-epoch test pass.
-            test_logits = source_logits(backbone, prompt, test, device)[:, mapping.cpu()]
-            curves["eval_epoch"].append(epoch + 1)
-            curves["test_acc"].append(100 * float((test_logits.argmax(1) == test.labels).double().mean()))
-        if saver.due():
-            saver.save({"epoch": epoch + 1, "theta": prompt.theta.detach().cpu(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "generator": generator.get_state(), "rng": rng_states(),
-                        "mapping": mapping.cpu(), "mapping_history": mapping_history, "curves": curves,
-                        "saved_prompts": saved_prompts, "test_logits": test_logits})
+    done = run_epochs(task, schedule, len(train), spec.effective_batch_size, spec.seed, device, saver=saver,
+                      desc=f"{spec.model} {spec.dataset} {spec.method}", progress=progress)
+    runtime["resumed_at_epoch"] = done.resumed_at
     runtime.update(saver.runtime())
+    curves, mapping, test_logits = done.curves, task.mapping, task.test_logits
 
     paper_batch = 64 if spec.dataset == "oxford_pets" else 128  # the authors' test batch sizes
     summary = metrics.summarize(test_logits, test.labels, paper_batch_size=paper_batch)
     if held is not None:
-        summary.update(_temperature_scaled(source_logits(backbone, prompt, held, device)[:, mapping.cpu()],
+        summary.update(_temperature_scaled(source_logits(backbone, task.prompt, held, device)[:, mapping.cpu()],
                                            held.labels, test_logits, test.labels))
     best = int(np.argmax(curves["test_acc"]))
     summary.update(best_acc=curves["test_acc"][best], best_epoch=curves["eval_epoch"][best])
     source_names = model.class_names or [str(i) for i in range(model.num_classes)]
     return {
         "metrics": summary,
-        "convergence": convergence(curves["train_loss"], mapping_history, spec.epochs),
+        "convergence": convergence(curves["train_loss"], task.mapping_history, spec.epochs),
         "test_predictions": metrics.encode_predictions(test_logits, test.labels),
         "curves": curves,
         "mapping": mapping.tolist(),
-        "mapping_history": mapping_history,
+        "mapping_history": task.mapping_history,
         "mapped_source_classes": [source_names[s] for s in mapping.tolist()],
         "classes": train.classes,
         "model": model.provenance,
         "data": {"n_train": len(train), "n_test": len(test), "input_size": train.input_size,
-                 "canvas": canvas, "n_holdout": len(held) if held is not None else 0},
+                 "canvas": spec.canvas or model.canvas_size, "n_holdout": len(held) if held is not None else 0,
+                 "steps": done.step},
         "runtime": runtime,
-        "_prompts": saved_prompts,
+        "_prompts": task.saved_prompts,
     }
+

@@ -17,8 +17,7 @@ passes always run in fp32.
 
 from __future__ import annotations
 
-import math
-import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -90,8 +89,66 @@ def ilm_mapping(head: PromptedClip, images: ClipImages, labels: torch.Tensor, nu
     return greedy_one_to_one(frequency_matrix(head.all_logits(images), labels, num_classes))
 
 
-def run_clip(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool = True) -> dict[str, Any]:
-    """Train one CLIP visual prompt as ``spec`` says; returns the record body (metrics, curves, mapping, ...)."""
+class ClipTask:
+    """CLIP visual prompting as one ``loop.Task``: SGD with a per-step cosine rate, ILM's vote before every epoch
+    (or the identity mapping), the test pass over the text head."""
+
+    def __init__(self, spec: RunSpec, head: PromptedClip, train: ClipImages, test: ClipImages, total: int,
+                 warmup: int, device: torch.device):
+        self.spec, self.head, self.train, self.test, self.device = spec, head, train, test, device
+        self.total, self.warmup, self.setup = total, warmup, SETUPS[spec.method]
+        self.num_classes = len(train.classes)
+        self.optimizer = torch.optim.SGD(head.prompt.parameters(), lr=spec.effective_lr, momentum=MOMENTUM,
+                                         weight_decay=0.0)
+        self.mapping = torch.arange(self.num_classes)  # without ILM, row c of the head is class c
+        self.mapping_history: list[list[int]] = []
+        self.lr = spec.effective_lr
+        self.test_logits: torch.Tensor | None = None
+
+    def begin_epoch(self, epoch: int) -> None:
+        if self.setup.ilm:
+            self.mapping = ilm_mapping(self.head, self.train, self.train.labels, self.num_classes)
+            self.mapping_history.append(self.mapping.tolist())
+        self.head.prompt.train()
+
+    def step(self, index: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self.lr = cosine_lr(step, self.spec.effective_lr, self.total, self.warmup)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        labels = self.train.labels[index].to(self.device)
+        logits = self.head.batch_logits(self.train, index)[:, self.mapping.to(self.device)]
+        loss = F.cross_entropy(logits, labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss, logits, labels
+
+    def end_epoch(self, epoch: int) -> float:
+        return self.lr  # the epoch's last step's
+
+    def evaluate(self, epoch: int) -> float:
+        self.head.prompt.eval()
+        self.test_logits = self.head.all_logits(self.test)[:, self.mapping]
+        return 100 * float((self.test_logits.argmax(1) == self.test.labels).float().mean())
+
+    def state(self) -> dict[str, Any]:
+        return {"prompt": self.head.prompt.state_dict(), "optimizer": self.optimizer.state_dict(), "lr": self.lr,
+                "mapping": self.mapping, "mapping_history": self.mapping_history, "test_logits": self.test_logits}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.head.prompt.load_state_dict(state["prompt"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lr, self.mapping = state["lr"], state["mapping"]
+        self.mapping_history, self.test_logits = state["mapping_history"], state["test_logits"]
+
+
+def run_clip(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool = True,
+             checkpoint: str | Path | None = None) -> dict[str, Any]:
+    """Train one CLIP visual prompt as ``spec`` says; returns the record body (metrics, curves, mapping, ...).
+    ``checkpoint``: as ``train.run_vp``'s."""
+    from ..checkpoint import Checkpointer
+    from ..loop import Schedule, run_epochs
+
     if spec.task != "clip":
         raise SpecError(f"run_clip needs task='clip', got {spec.task!r}")
     device = torch.device(device)
@@ -106,7 +163,6 @@ def run_clip(spec: RunSpec, *, device: str | torch.device = "cpu", progress: boo
     if spec.max_train is not None:
         index = index[:spec.max_train]
     train = train.subset(index)
-    num_classes = len(train.classes)
 
     names_source = class_name_source(spec)
     classnames = class_names_for(spec.dataset, list(train.classes), names_source)
@@ -116,70 +172,24 @@ def run_clip(spec: RunSpec, *, device: str | torch.device = "cpu", progress: boo
     head = PromptedClip(source, prompt, text, device)
 
     batch = spec.effective_batch_size
-    steps_per_epoch = math.ceil(len(train) / batch)
-    total = spec.epochs * steps_per_epoch
-    if spec.max_steps is not None:
-        total = min(total, spec.max_steps)
-    warmup = bahng_warmup(total) if setup.warmup else 0
-    optimizer = torch.optim.SGD(prompt.parameters(), lr=spec.effective_lr, momentum=MOMENTUM, weight_decay=0.0)
-    order_rng = torch.Generator().manual_seed(spec.seed)
-    mapping = torch.arange(num_classes)  # without ILM, row c of the head is class c
+    schedule = Schedule.for_run(spec, len(train))
+    warmup = bahng_warmup(schedule.total_steps) if setup.warmup else 0
+    task = ClipTask(spec, head, train, test, schedule.total_steps, warmup, device)
+    done = run_epochs(task, schedule, len(train), batch, spec.seed, device, saver=Checkpointer(checkpoint, spec.run_id),
+                      desc=f"clip {spec.method} {spec.dataset}", progress=progress)
 
-    curves: dict[str, list] = {k: [] for k in ("epoch", "train_loss", "train_acc", "lr", "eval_epoch", "test_acc")}
-    mapping_history, best_acc, step, test_logits = [], 0.0, 0, None
-    start = time.time()
-    for epoch in range(spec.epochs):
-        if step >= total:
-            break
-        if setup.ilm:
-            mapping = ilm_mapping(head, train, train.labels, num_classes)
-            mapping_history.append(mapping.tolist())
-        prompt.train()
-        loss_sum = correct = seen = 0
-        for batch_index in torch.randperm(len(train), generator=order_rng).split(batch):
-            if step >= total:
-                break
-            lr = cosine_lr(step, spec.effective_lr, total, warmup)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            labels = train.labels[batch_index].to(device)
-            logits = head.batch_logits(train, batch_index)[:, mapping.to(device)]
-            loss = F.cross_entropy(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            loss_sum += float(loss.detach()) * len(labels)
-            correct += int((logits.argmax(1) == labels).sum())
-            seen += len(labels)
-        curves["epoch"].append(epoch + 1)  # 1-based, as the VP records
-        curves["train_loss"].append(loss_sum / max(seen, 1))
-        curves["train_acc"].append(100 * correct / max(seen, 1))
-        curves["lr"].append(lr)
-        last = epoch == spec.epochs - 1 or step >= total
-        if (epoch + 1) % spec.eval_every == 0 or last:
-            prompt.eval()
-            test_logits = head.all_logits(test)[:, mapping]
-            acc = 100 * float((test_logits.argmax(1) == test.labels).float().mean())
-            best_acc = max(best_acc, acc)
-            curves["eval_epoch"].append(epoch + 1)
-            curves["test_acc"].append(acc)
-            if progress:
-                print(f"[clip {spec.method}] epoch {epoch + 1}/{spec.epochs} loss {curves['train_loss'][-1]:.3f} "
-                      f"train {curves['train_acc'][-1]:.1f}% test {acc:.2f}% ({time.time() - start:.0f}s)", flush=True)
-
-    metrics = summarize(test_logits, test.labels, paper_batch_size=batch)
-    metrics["best_acc"] = best_acc
+    metrics = summarize(task.test_logits, test.labels, paper_batch_size=batch)
+    metrics["best_acc"] = max([0.0, *done.curves["test_acc"]])
     return {
         "metrics": metrics,
-        "curves": curves,
-        "mapping": mapping.tolist(),
+        "curves": done.curves,
+        "mapping": task.mapping.tolist(),
         "classes": classnames,
         "model": dict(source.provenance),
         "data": {"n_train": len(train), "n_test": len(test), "resolution": size, "pad": default_pad(size),
                  "class_names": names_source, "setup": setup.reference, "prompt": setup.prompt,
                  "preprocessing": PREPROCESSING,
-                 "templates": len(templates), "steps": step, "warmup_steps": warmup,
+                 "templates": len(templates), "steps": done.step, "warmup_steps": warmup,
                  "mapping_rows": "template-major: row t*K + c is template t with class c",
-                 "mapping_history": mapping_history},
+                 "mapping_history": task.mapping_history},
     }

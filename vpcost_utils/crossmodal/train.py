@@ -19,8 +19,7 @@ and the quick-validation accuracy it picked are stored too.
 
 from __future__ import annotations
 
-import math
-import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -99,9 +98,62 @@ class PaperSelection:
             model.reprogrammer.load_state_dict(current)
 
 
+class CrossmodalTask:
+    """Token reprogramming as one ``loop.Task``: Adam at a fixed rate, the noise-image label table fixed before
+    training, the reference's quick validations after its due steps, the full test pass."""
+
+    def __init__(self, spec: RunSpec, model: Reprogrammed, train: TextSplit, test: TextSplit,
+                 selection: PaperSelection, device: torch.device):
+        self.spec, self.model, self.train, self.test, self.device = spec, model, train, test, device
+        self.selection = selection
+        self.optimizer = torch.optim.Adam(model.reprogrammer.parameters(), lr=spec.effective_lr)
+        self.test_logits: torch.Tensor | None = None
+
+    def begin_epoch(self, epoch: int) -> None:
+        pass  # the label table is fixed before training
+
+    def step(self, index: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        labels = self.train.labels[index].to(self.device)
+        logits, canvas_batch = self.model.logits(self.train.tokens[index].to(self.device))
+        loss = F.cross_entropy(logits, labels) + canvas_penalty(canvas_batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.selection.due(step + 1):
+            self.selection.validate(self.model, step + 1, self.device)
+        return loss, logits, labels
+
+    def end_epoch(self, epoch: int) -> float:
+        return self.spec.effective_lr
+
+    def evaluate(self, epoch: int) -> float:
+        self.test_logits = self.model.all_logits(self.test.tokens, self.device)
+        return 100 * float((self.test_logits.argmax(1) == self.test.labels).float().mean())
+
+    def state(self) -> dict[str, Any]:
+        sel = self.selection
+        return {"reprogrammer": self.model.reprogrammer.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "test_logits": self.test_logits, "selection": {
+                    "rng": sel.rng.get_state(), "best_acc": sel.best_acc, "best_step": sel.best_step,
+                    "best_state": sel.best_state, "steps": sel.steps, "accs": sel.accs}}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.model.reprogrammer.load_state_dict(state["reprogrammer"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.test_logits, saved, sel = state["test_logits"], state["selection"], self.selection
+        sel.rng.set_state(saved["rng"])
+        sel.best_acc, sel.best_step, sel.best_state = saved["best_acc"], saved["best_step"], saved["best_state"]
+        sel.steps, sel.accs = list(saved["steps"]), list(saved["accs"])
+
+
 def run_crossmodal(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool = True,
-                   patch_size: int | None = None, canvas_size: int | None = None) -> dict[str, Any]:
-    """Train one token-to-image reprogrammer as ``spec`` says; returns the record body."""
+                   patch_size: int | None = None, canvas_size: int | None = None,
+                   checkpoint: str | Path | None = None) -> dict[str, Any]:
+    """Train one token-to-image reprogrammer as ``spec`` says; returns the record body. ``checkpoint``: as
+    ``train.run_vp``'s."""
+    from ..checkpoint import Checkpointer
+    from ..loop import Schedule, run_epochs
+
     if spec.task != "crossmodal":
         raise SpecError(f"run_crossmodal needs task='crossmodal', got {spec.task!r}")
     device = torch.device(device)
@@ -124,56 +176,22 @@ def run_crossmodal(spec: RunSpec, *, device: str | torch.device = "cpu", progres
     table = assign_labels(noise_order(source.module, canvas, device=device), num_classes, per_class)
     reprogrammer = TokenReprogrammer(train.vocab_size, canvas, patch, source.mean, source.std).to(device)
     model = Reprogrammed(reprogrammer, source.module, table, spec.method)
-    optimizer = torch.optim.Adam(reprogrammer.parameters(), lr=spec.effective_lr)
-
     batch = spec.effective_batch_size
-    total = spec.epochs * math.ceil(len(train) / batch)
-    if spec.max_steps is not None:
-        total = min(total, spec.max_steps)
-    order_rng = torch.Generator().manual_seed(spec.seed)
     selection = PaperSelection(test, batch, spec.seed)
-    curves: dict[str, list] = {k: [] for k in ("epoch", "train_loss", "train_acc", "lr", "eval_epoch", "test_acc")}
-    best_acc, step, test_logits, start = 0.0, 0, None, time.time()
-    for epoch in range(spec.epochs):
-        if step >= total:
-            break
-        loss_sum = correct = seen = 0
-        for index in torch.randperm(len(train), generator=order_rng).split(batch):
-            if step >= total:
-                break
-            labels = train.labels[index].to(device)
-            logits, canvas_batch = model.logits(train.tokens[index].to(device))
-            loss = F.cross_entropy(logits, labels) + canvas_penalty(canvas_batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            if selection.due(step):
-                selection.validate(model, step, device)
-            loss_sum += float(loss.detach()) * len(labels)
-            correct += int((logits.argmax(1) == labels).sum())
-            seen += len(labels)
-        curves["epoch"].append(epoch + 1)  # 1-based, as the VP records
-        curves["train_loss"].append(loss_sum / max(seen, 1))
-        curves["train_acc"].append(100 * correct / max(seen, 1))
-        curves["lr"].append(spec.effective_lr)
-        if (epoch + 1) % spec.eval_every == 0 or epoch == spec.epochs - 1 or step >= total:
-            test_logits = model.all_logits(test.tokens, device)
-            acc = 100 * float((test_logits.argmax(1) == test.labels).float().mean())
-            best_acc = max(best_acc, acc)
-            curves["eval_epoch"].append(epoch + 1)
-            curves["test_acc"].append(acc)
-            if progress:
-                print(f"[crossmodal {spec.method}] epoch {epoch + 1}/{spec.epochs} step {step} "
-                      f"loss {curves['train_loss'][-1]:.3f} test {acc:.2f}% ({time.time() - start:.0f}s)", flush=True)
+    task = CrossmodalTask(spec, model, train, test, selection, device)
+    saver = Checkpointer(checkpoint, spec.run_id)
+    done = run_epochs(task, Schedule.for_run(spec, len(train)), len(train), batch, spec.seed, device, saver=saver,
+                      desc=f"crossmodal {spec.method} {spec.dataset}", progress=progress)
+    step, test_logits = done.step, task.test_logits
 
     metrics = summarize(test_logits, test.labels, paper_batch_size=EVAL_BATCH)
-    metrics["best_acc"] = best_acc
+    metrics["best_acc"] = max([0.0, *done.curves["test_acc"]])
     if selection.best_state is not None:
         picked = test_logits if selection.best_step == step else selection.best_logits(model, device)
         metrics["acc_paper_best_ckpt"] = 100 * float((picked.argmax(1) == test.labels).float().mean())
         metrics["paper_best_step"] = selection.best_step
         metrics["paper_quick_val_acc"] = selection.best_acc
+    curves = done.curves
     curves["quick_val_step"], curves["quick_val_acc"] = selection.steps, selection.accs
     return {
         "metrics": metrics,

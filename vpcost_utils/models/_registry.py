@@ -44,6 +44,9 @@ class ModelEntry:
     substitute: Callable[..., SourceModel] | None = None
     substitute_note: str = ""  # what the substitute is, in one line
     notes: str = ""
+    # Models built here from ``parent`` on first use (minutes to an hour): None once the built file is cached,
+    # else a sentence saying what first use will build. The preflight reads it instead of building.
+    unbuilt: Callable[[], str | None] | None = None
 
 
 @dataclass

@@ -82,17 +82,27 @@ def _loader(tag: str):
     return load
 
 
+def _unbuilt(tag: str):
+    def unbuilt() -> str | None:
+        if model_path(tag, RECIPES[tag]).exists():
+            return None
+        return (f"{ARCH}/{tag} is not built yet: its first use distills it from {DENSE} ({RECIPES[tag].steps} "
+                f"steps, 20-35 min on one core; `make recover` builds it ahead)")
+
+    return unbuilt
+
+
 def _register() -> None:
     common = dict(arch=ARCH, parent=DENSE, license="Apache-2.0 (the dense weights')",
                   source=f"distilled here from {DENSE} (models/recovery.py)")
     for tag, recipe in RECIPES.items():
         if recipe.kind == "sparse":
             register(ModelEntry(f"{ARCH}/{tag}", compression="unstructured", method="gmp-distill",
-                                sparsity=recipe.sparsity, loader=_loader(tag),
+                                sparsity=recipe.sparsity, loader=_loader(tag), unbuilt=_unbuilt(tag),
                                 notes="gradual magnitude pruning + distillation on photograph crops", **common))
         else:
             register(ModelEntry(f"{ARCH}/{tag}", compression="quantization", method="lsq-qat-distill",
-                                bits=recipe.weight_bits, loader=_loader(tag),
+                                bits=recipe.weight_bits, loader=_loader(tag), unbuilt=_unbuilt(tag),
                                 notes=f"W{recipe.weight_bits}A{recipe.act_bits} LSQ QAT by distillation", **common))
 
 
