@@ -25,6 +25,8 @@ MODELS: dict[str, str] = {
     "efficientnet_lite0/prune-30": "one-shot sparse",
     "efficientnet_lite0/prune-50": "one-shot sparse",
     "efficientnet_lite0/prune-50-recovered": "recovered sparse",
+    "efficientnet_lite0/prune-70": "one-shot sparse",
+    "efficientnet_lite0/prune-70-recovered": "recovered sparse",
     "efficientnet_lite0/w4a4": "PTQ",
     "efficientnet_lite0/w4a8-recovered": "recovered low-bit",
     "efficientnet_lite0/w4a4-recovered": "recovered low-bit",

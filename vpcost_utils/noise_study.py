@@ -87,20 +87,16 @@ def run_phase(phase: str, output: Path, runner: str = "processes") -> None:
 
 
 def _table(folder: Path) -> pd.DataFrame:
+    """The store's run table (``ResultStore.table``) with the names this study reads, and each run's record."""
     from .store import ResultStore
 
-    rows = []
-    for rec in ResultStore(folder).records() if folder.exists() else []:
-        spec, conv = rec["spec"], rec.get("convergence", {})
-        rows.append({"run_id": rec["run_id"], "model": spec["model"], "method": spec["method"],
-                     "epochs": spec["epochs"], "seed": spec["seed"],
-                     "sample_seed": spec.get("sample_seed"), "precision": spec.get("precision") or "fp32",
-                     "threads": rec.get("arithmetic", {}).get("threads"), "acc": rec["metrics"]["acc"],
-                     "ece": rec["metrics"]["ece"], "wall_s": rec["env"]["wall_time_s"],
-                     "loss_change": conv.get("loss_change_last_tenth"),
-                     "mapping_changes": conv.get("mapping_changes_last_quarter"), "settled": conv.get("settled"),
-                     "record": rec})
-    return pd.DataFrame(rows)
+    store = ResultStore(folder)
+    runs = store.table() if folder.exists() else pd.DataFrame()
+    if runs.empty:
+        return runs
+    records = {r["run_id"]: r for r in store.records()}
+    return runs.assign(precision=runs["precision"].fillna("fp32"), wall_s=runs["wall_time_s"],
+                       record=runs["run_id"].map(records))
 
 
 def _design_rows(runs: pd.DataFrame, design: str) -> pd.DataFrame:

@@ -3,11 +3,16 @@
 For every run of a profile (or any list of specs) it counts the image passes of each phase:
 
 - ``train``: forward + backward through the frozen backbone (the prompt's gradient), one per
-  training image per epoch (VP, CLIP) or per example per step (cross-modal);
-- ``mapping``: forward passes of the label-mapping vote: ILM once per epoch over the training
+  training example per step, over the steps the run's ``loop.Schedule`` takes (``max_steps`` can end
+  it mid-epoch);
+- ``mapping``: forward passes of the label-mapping vote: ILM once per epoch run over the training
   set, FLM once, RLM never (CLIP's ILM-VP like ILM; cross-modal none);
-- ``test``: forward passes over the test set, once per evaluation (every ``eval_every`` epochs and
-  after the last; ``max_test`` caps the set).
+- ``test``: forward passes over the test set, once per evaluation of the schedule (every
+  ``eval_every`` epochs and after the last epoch run; ``max_test`` caps the set); cross-modal adds
+  the reference's quick validations and the test pass of the checkpoint they pick.
+
+The counts come from the same ``Schedule`` object the loop executes; tests/test_loop.py counts the
+images through each task's backbone in a real run and checks them against these.
 
 An N-shot training set is taken as N x K images, capped by the split (classes with fewer than N
 images make it smaller; the counts are then an upper bound). Device-hours follow from images per
