@@ -93,11 +93,14 @@ def figure(rows: pd.DataFrame, x: str = "agreement_128"):
     fig, ax = plt.subplots(figsize=(6.2, 4.2))
     markers = {"one-shot sparse": "o", "recovered sparse": "s", "PTQ": "v", "recovered low-bit": "D",
                "Google int8": "*"}
+    rank = rows[x].rank(method="first").astype(int)
     for kind, part in rows.groupby("kind", sort=False):
         ax.errorbar(part[x], part["gap"], yerr=[part["gap"] - part["gap_low"], part["gap_high"] - part["gap"]],
                     fmt=markers.get(kind, "o"), capsize=3, ms=7, label=kind)
         for r in part.itertuples():
-            ax.annotate(r.model, (getattr(r, x), r.gap), textcoords="offset points", xytext=(5, 4), fontsize=7)
+            # labels alternate above / below along x, so neighbours (int8, prune-70-recovered) stay readable
+            ax.annotate(r.model, (getattr(r, x), r.gap), textcoords="offset points",
+                        xytext=(5, 4 if rank[r.Index] % 2 == 0 else -11), fontsize=7)
     ax.axhline(0, c="grey", lw=0.8)
     size = x.rsplit("_", 1)[-1]
     ax.set(xlabel=f"top-1 agreement with dense Lite0 on held-out photographs, {size} px (%)",
