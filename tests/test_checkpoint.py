@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -125,3 +127,24 @@ def test_clip_and_crossmodal_runs_resume_through_the_same_loop(tmp_path, monkeyp
     assert len(calls) == loop.Schedule.for_run(spec, resumed["data"]["n_train"]).epochs_run - 2
     for key in ("metrics", "curves", "mapping"):
         assert resumed[key] == whole[key], key
+
+
+def test_a_preempted_cluster_chunk_resumes_the_run_it_was_in(tmp_path, monkeypatch, uninterrupted):
+    pytest.importorskip("submitit")
+    from vpcost_utils import sweep
+
+    monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
+    store = ResultStore(tmp_path)
+    job = sweep.ChunkJob([SPEC.to_dict()], str(tmp_path), None)
+    _interrupt_after(monkeypatch, 4)  # the chunk is preempted in its only run's fifth epoch
+    with pytest.raises(KeyboardInterrupt):
+        job()
+    monkeypatch.undo()
+    monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
+    requeued = job.checkpoint()  # what submitit calls before it requeues the chunk
+    calls = _interrupt_after(monkeypatch, 99)
+    assert requeued.function(*requeued.args, **requeued.kwargs) == []
+    record = store.read(SPEC.run_id)
+    assert len(calls) == 2 and record["runtime"]["resumed_at_epoch"] == 4  # epochs 5-6 only
+    for key in RESULT:  # the stored record went through JSON (tuples came back as lists)
+        assert record[key] == json.loads(json.dumps(uninterrupted[key])), key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from vpcost_utils import grids, profiles, verdict_study
 
@@ -44,3 +45,44 @@ def test_the_budget_decides_how_many_blocks_start_and_never_cuts_one(tmp_path, m
     verdict_study.run(tmp_path, hours=2500 / 3600, max_seeds=40)
     # block 0-1 at t=0, block 2-3 at t=1000 (1000 + 1000 <= 2500), none at t=2000 (2000 + 1000 > 2500)
     assert started == [[0, 1], [2, 3]]
+
+
+def _write(store, spec, acc):
+    """A record whose first acc % of 200 test images are right (the per-image outcomes match the accuracy)."""
+    import torch
+
+    from vpcost_utils import metrics
+    from vpcost_utils.config import PROTOCOL
+
+    labels = torch.arange(10).repeat(20)
+    hits = torch.zeros(200, dtype=torch.bool)
+    hits[: int(round(acc * 2))] = True
+    logits = torch.zeros(200, 10)
+    logits[torch.arange(200), torch.where(hits, labels, (labels + 1) % 10)] = 5.0
+    store.write({"run_id": spec.run_id, "protocol": PROTOCOL, "arithmetic": {"threads": 1}, "spec": spec.to_dict(),
+                 "metrics": {"acc": 100 * hits.double().mean().item(), "ece": 0.1},
+                 "test_predictions": metrics.encode_predictions(logits, labels),
+                 "env": {"wall_time_s": 10.0, "git_commit": "abc"}})
+
+
+def test_the_analysis_and_the_kept_run_table_use_the_same_finished_seeds(tmp_path, capsys):
+    from vpcost_utils.store import ResultStore
+
+    store = ResultStore(tmp_path / "runs")
+    gaps = {0: 2.0, 1: 6.0, 2: 10.0}  # every compressed model is 2, 6, 10 points below dense on seeds 0, 1, 2
+    for spec in verdict_study.specs(range(3)):
+        _write(store, spec, 50.0 if spec.model.endswith("/dense") else 50.0 - gaps[spec.seed])
+    extra = verdict_study.specs(range(3, 4))
+    _write(store, extra[0], 99.0)  # seed 3 unfinished: must count nowhere
+    table = verdict_study.table(tmp_path)
+    assert len(table) == 6 and (table["pairs"] == 3).all()
+    assert table["gap"].to_numpy() == pytest.approx(6.0) and (table["gap_low"] < 6.0).all()
+    csv = tmp_path / "kept" / "runs.csv"
+    assert verdict_study.main(["--output", str(tmp_path), "--analyse", "--runs-csv", str(csv)]) == 0
+    kept = pd.read_csv(csv)
+    assert len(kept) == 3 * 8 and set(kept["seed"]) == {0, 1, 2} and extra[0].run_id not in set(kept["run_id"])
+    assert (kept["git_commit"] == "abc").all()
+    dense = kept[kept["model"].str.endswith("/dense")].set_index(["dataset", "seed"])["acc"]
+    for r in table.itertuples():  # the kept table alone gives back every cell's gap
+        comp = kept[kept["model"] == r.model].set_index(["dataset", "seed"])["acc"]
+        assert (dense.loc[r.dataset] - comp.loc[r.dataset]).mean() == pytest.approx(r.gap)

@@ -224,7 +224,9 @@ class ChunkJob(_Checkpointable):
     """One cluster job: the runs of a chunk, one after the other, each skipped when its record exists.
 
     On preemption or timeout submitit calls ``checkpoint`` and requeues the same chunk; the store
-    makes the requeued job skip every run that finished, so only unfinished runs are redone.
+    makes the requeued job skip every run that finished, and the run that was in progress resumes from
+    its last mid-run checkpoint in the store folder (``checkpoint.py``; at most ``VPCOST_CHECKPOINT_SECONDS``
+    of its work is redone), so the store folder must be on a filesystem the requeued job sees.
     """
 
     def __init__(self, specs: list[dict[str, Any]], root: str, device: str | None):

@@ -106,6 +106,21 @@ def table(output: Path, seeds: int | None = None) -> pd.DataFrame:
                        seeds_for_3=[_cost(sd, se, 3.0) for sd, se in noise])
 
 
+def runs_table(output: Path, seeds: int | None = None) -> pd.DataFrame:
+    """One row per run behind ``table`` (its seeds): what docs keep, since the records' directory may not last."""
+    from .store import ResultStore
+
+    store = ResultStore(output / "runs")
+    runs = store.table()
+    k = finished_seeds(runs) if seeds is None else seeds
+    wanted = {s.run_id for s in specs(range(k))}
+    commits = {r["run_id"]: r.get("env", {}).get("git_commit") for r in store.records() if r["run_id"] in wanted}
+    runs = runs[runs["run_id"].isin(wanted)].assign(git_commit=lambda d: d["run_id"].map(commits))
+    columns = ["run_id", "dataset", "model", "seed", "n_shots", "epochs", "acc", "ece", "wall_time_s", "threads",
+               "mapping_changes", "settled", "git_commit"]
+    return runs[columns].sort_values(["seed", "dataset", "model"]).reset_index(drop=True)
+
+
 def _resolvable(sd: float, seeds: int, test_se: float) -> tuple[float, float]:
     from .sequential import resolvable
 
@@ -169,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runner", default="processes", choices=("serial", "processes"))
     parser.add_argument("--analyse", action="store_true", help="print the tables (and --figure) from the records")
     parser.add_argument("--figure", default=None)
+    parser.add_argument("--runs-csv", default=None, help="with --analyse: write the per-run table here")
     args = parser.parse_args(argv)
     if not args.hours > 0 or args.max_seeds < 3:
         parser.error("--hours must be positive and --max-seeds at least 3 (no verdict below three seeds)")
@@ -188,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.figure:
         Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
         figure(gaps, running(output)).savefig(args.figure, dpi=130, bbox_inches="tight")
+    if args.runs_csv:
+        from ._io import atomic_write_bytes
+
+        atomic_write_bytes(Path(args.runs_csv), runs_table(output).to_csv(index=False).encode())
     return 0
 
 
