@@ -201,7 +201,7 @@ def test_a_changed_recipe_rebuilds_with_a_message(monkeypatch, capsys):
     assert "rebuilding" not in capsys.readouterr().out
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True))
     _, info = rec.build_recovered("prune-50-recovered", new, progress=False)
-    assert "the recipe changed" in capsys.readouterr().out and info["steps"] == 6
+    assert "the recipe or the thread count changed" in capsys.readouterr().out and info["steps"] == 6
     assert rec.model_path("prune-50-recovered", new).exists()
     assert not rec.model_path("prune-50-recovered", old).exists()
 
@@ -215,3 +215,25 @@ def test_registered_names_say_what_they_are():
             assert entry.sparsity == recipe.sparsity and tag == f"prune-{round(100 * recipe.sparsity)}-recovered"
         else:
             assert entry.bits == recipe.weight_bits and tag == f"w{recipe.weight_bits}a{recipe.act_bits}-recovered"
+
+
+def test_a_build_trains_on_the_runs_thread_count_and_another_count_is_another_model(monkeypatch, capsys):
+    _patch_registry(monkeypatch)
+    seen = []
+    real = rec.build
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rec, "build", spy)
+    recipe, before = tiny(steps=3), torch.get_num_threads()
+    monkeypatch.setenv("VPCOST_RUN_THREADS", "2")
+    _, info = rec.build_recovered("prune-50-recovered", recipe, progress=False)
+    assert seen == [2] and info["build_threads"] == 2 and torch.get_num_threads() == before
+    assert rec.model_path("prune-50-recovered", recipe).name.endswith("-t2.pt")
+    monkeypatch.setenv("VPCOST_RUN_THREADS", "1")
+    _, info = rec.build_recovered("prune-50-recovered", recipe, progress=False)  # not the 2-thread file
+    assert seen == [2, 1] and info["build_threads"] == 1
+    assert "the thread count changed" in capsys.readouterr().out
+    assert not rec.model_path("prune-50-recovered", recipe, threads=2).exists()

@@ -11,9 +11,14 @@ training, both by distillation from the dense model on augmented crops of the ca
   activations, 8-bit first and last layer (the paper's quantized models are LSQ QAT).
 
 A model is built on first use (progress bar; ``python -m vpcost_utils.models.recover`` or ``make recover``
-builds them all) and cached under ``paths.models_dir()`` with its recipe's key in the file name: a changed
-recipe rebuilds, with a message. Provenance carries the recipe, the build's steps, time and threads, and the
-upstream agreement on the held-out photographs (``models/agreement.py``).
+builds them all) and cached under ``paths.models_dir()`` with its recipe's key and its thread count in the
+file name: a changed recipe rebuilds, with a message. The build trains on ``VPCOST_RUN_THREADS`` threads
+(default 1, as every run does, ``arithmetic.py``) whatever the process has, because the summation order
+follows the thread count and 800 steps are long enough to drift: the same recipe built on 2026-12-02 (thread
+counts of the teacher pass and the build not recorded) and on 2026-12-04 on one thread gave 58.6 % and
+59.4 % agreement at 224 px (docs/models.md). A model built on another count is another model: it is rebuilt,
+never reused. Provenance carries the recipe, the build's
+steps, time and threads, and the upstream agreement on the held-out photographs (``models/agreement.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from torch import nn
 
 from .. import paths
 from .._io import atomic_torch_save
+from ..arithmetic import fixed_arithmetic, run_threads
 from ._registry import ModelEntry, SourceModel, create_model, register
 from .agreement import upstream_agreement
 from .efficientnet_lite_compressed import ARCH, DENSE, pruned_layers
@@ -41,9 +47,10 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-def model_path(tag: str, recipe: Recipe) -> Path:
-    """Where the built model of ``tag`` by ``recipe`` is cached (the recipe's key in the name)."""
-    return paths.models_dir() / f"{ARCH}-{tag}-{recipe.key()}.pt"
+def model_path(tag: str, recipe: Recipe, threads: int | None = None) -> Path:
+    """Where the model of ``tag`` built by ``recipe`` on ``threads`` (default: the runs') threads is cached."""
+    threads = run_threads() if threads is None else threads
+    return paths.models_dir() / f"{ARCH}-{tag}-{recipe.key()}-t{threads}.pt"
 
 
 def build_recovered(tag: str, recipe: Recipe | None = None, *, progress: bool = True) -> tuple[nn.Module, dict]:
@@ -55,12 +62,14 @@ def build_recovered(tag: str, recipe: Recipe | None = None, *, progress: bool = 
         return blob["module"], blob["info"]
     stale = [p for p in path.parent.glob(f"{ARCH}-{tag}-*.pt") if p != path]
     for old in stale:
-        print(f"{ARCH}/{tag}: the recipe changed ({old.name} is of another recipe); rebuilding as {path.name}")
+        print(f"{ARCH}/{tag}: the recipe or the thread count changed ({old.name} is another build); "
+              f"rebuilding as {path.name}")
     dense = create_model(DENSE)
-    partial = paths.models_dir() / "recovery" / f"{tag}-{recipe.key()}.partial.pt"
+    partial = paths.models_dir() / "recovery" / f"{path.stem}.partial.pt"
     start = time.time()
-    module, info = build(recipe, dense.module, dense.mean, dense.std, pruned_layers, partial, progress=progress)
-    info["agreement"] = upstream_agreement(module, dense.module, dense.mean, dense.std, dense.class_names)
+    with fixed_arithmetic("cpu"):
+        module, info = build(recipe, dense.module, dense.mean, dense.std, pruned_layers, partial, progress=progress)
+        info["agreement"] = upstream_agreement(module, dense.module, dense.mean, dense.std, dense.class_names)
     info["wall_seconds_this_session"] = round(time.time() - start, 1)
     atomic_torch_save({"module": module, "info": info}, path)
     for old in stale:

@@ -130,7 +130,9 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 def _pool(dense: nn.Module, mean: tuple, std: tuple, recipe: Recipe) -> tuple[torch.Tensor, torch.Tensor]:
     """The augmented crops (regenerated: deterministic) and the dense model's logits on them (cached)."""
     crops = distillation_crops(recipe.pool, recipe.size, recipe.seed)
-    what = f"{recipe.pool}-{recipe.size}-{recipe.seed}-{RECIPE_VERSION}-{_fingerprint(dense)}-{mean}-{std}"
+    # the thread count too: the teacher's logits follow its summation order (see efficientnet_lite_recovered)
+    what = (f"{recipe.pool}-{recipe.size}-{recipe.seed}-{RECIPE_VERSION}-{_fingerprint(dense)}-{mean}-{std}"
+            f"-t{torch.get_num_threads()}")
     tag = hashlib.sha256(what.encode()).hexdigest()[:12]
     path = paths.models_dir() / "recovery" / f"teacher-logits-{tag}.pt"
     if path.exists():
