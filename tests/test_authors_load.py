@@ -15,7 +15,7 @@ from torchvision.models.resnet import Bottleneck, ResNet
 
 from vpcost_utils import paths
 from vpcost_utils.models import authors, get_entry, resnet
-from vpcost_utils.rehearsal import fakes
+from vpcost_utils.models import resnet_fakes as fakes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from vpcost_utils.errors import CheckpointError, MissingFileError
+from vpcost_utils.models.clip_fakes import upop_file  # UPop's published checkpoint layout
 from vpcost_utils.models.clip_models import (
     UPOP_IGNORED_KEYS,
     UPOP_IGNORED_PREFIXES,
@@ -18,7 +19,6 @@ from vpcost_utils.models.clip_models import (
     strip_training_state,
     structured_prune,
 )
-from vpcost_utils.rehearsal.fakes import upop_file  # UPop's published checkpoint layout
 
 # The OpenAI / UPop names of one residual block (nn.MultiheadAttention + c_fc / c_proj MLP).
 BLOCK_KEYS = {"attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight", "attn.out_proj.bias", "ln_1.weight",

@@ -117,12 +117,12 @@ def test_unknown_text_dataset_lists_choices():
 
 
 def test_hf_dataset_reads_the_datasets_offline_cache_layout(home):
-    """The real ``datasets.load_dataset``, offline, on the cache layout it writes (``rehearsal.fakes.fake_hf_text``):
+    """The real ``datasets.load_dataset``, offline, on the cache layout it writes (``data/text_fakes.fake_hf_text``):
     the path the quick profile's AG News takes, with ``train[:N]`` slicing done by the package."""
     pytest.importorskip("datasets")
     import numpy as np
 
-    from vpcost_utils.rehearsal import fakes
+    from vpcost_utils.data import text_fakes as fakes
 
     folder = fakes.fake_hf_text(text.TEXT_DATASETS["ag_news"], np.random.RandomState(0), per_class=3)
     assert folder.parts[-4:-1] == ("fancyzhx___ag_news", "default", "0.0.0")

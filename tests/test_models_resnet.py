@@ -20,7 +20,7 @@ from vpcost_utils.models import create_model, get_entry, resnet
 from vpcost_utils.models._checkpoints import sha256_of
 from vpcost_utils.models.imagenet import imagenet_classes
 from vpcost_utils.models.prune import counted_layers, magnitude_prune, zero_counts
-from vpcost_utils.rehearsal.fakes import to_ist, to_lottery_ticket, to_resnet_tf, to_sparseml  # published layouts
+from vpcost_utils.models.resnet_fakes import to_ist, to_lottery_ticket, to_resnet_tf, to_sparseml  # published layouts
 
 X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 

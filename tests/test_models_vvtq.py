@@ -10,7 +10,7 @@ from vpcost_utils.errors import CheckpointError, MissingFileError
 from vpcost_utils.models import create_model, get_entry, list_models
 from vpcost_utils.models import vvtq as V
 from vpcost_utils.models.lsq import init_vvtq_steps, vvtq_quantizers
-from vpcost_utils.rehearsal.fakes import vvtq_file  # VVTQ's published checkpoint layout
+from vpcost_utils.models.vvtq_fakes import vvtq_file  # VVTQ's published checkpoint layout
 
 TINY = {
     "deit_tiny": V.DeitConfig(img_size=32, patch_size=8, embed_dim=24, depth=2, num_heads=3, num_classes=10),

@@ -136,9 +136,10 @@ def fake_home(tmp_path, monkeypatch):
 
 def test_every_fake_image_dataset_loads_with_every_class_in_both_splits(fake_home):
     from vpcost_utils.data import get_dataset_info, load_split
+    from vpcost_utils.data.vision_fakes import WRITERS
     from vpcost_utils.rehearsal import fakes
 
-    for name in fakes.IMAGE_DATASETS:
+    for name in WRITERS:
         fakes.write_dataset(name)
         info = get_dataset_info(name)
         for split in ("train", "test"):
@@ -182,3 +183,26 @@ def test_every_clip_model_of_a_profile_has_a_table2_column(profile):
     cfg = profiles.settings("clip", profile)
     columns = cfg["paper_models"] or tables.TABLE2_MODELS
     assert "dense" in {columns.get(m) for m in cfg["models"]}, profile
+
+
+def test_every_registry_entry_that_reads_a_published_file_names_a_writer_beside_its_loader():
+    import importlib
+
+    from vpcost_utils.data import get_dataset_info
+    from vpcost_utils.data.text import TEXT_DATASETS
+    from vpcost_utils.models import get_entry, list_models
+
+    published = ("resnet", "deit_tiny/", "swin_tiny/", "clip_vit_l14_336/")  # the quick and paper profiles' files
+    names = [n for n in list_models() if n.startswith(published)]
+    assert len(names) > 20
+    for name in names:
+        entry = get_entry(name)
+        assert entry.fake, name
+        module, _, function = entry.fake.partition(":")
+        loader = getattr(entry.loader, "func", entry.loader)  # partials too
+        assert module.rsplit(".", 1)[0] == loader.__module__.rsplit(".", 1)[0], (name, module)  # beside it
+        assert callable(getattr(importlib.import_module(module), function)), name
+    assert all(get_entry(n).fake is None for n in list_models() if n.startswith(("smallcnn/", "tinyclip/")))
+    for name, info in TEXT_DATASETS.items():
+        assert (info.fake is not None) == (not info.offline), name
+    assert get_dataset_info("cifar10").fake == "vpcost_utils.data.vision_fakes:write_fake"

@@ -57,6 +57,7 @@ class DatasetInfo:
     num_classes: int | None = None
     offline: bool = False  # generated here; needs no download
     notes: str = ""
+    fake: str | None = None  # "module:function" writing fake files in the published layout (the rehearsal)
 
 
 _DATASETS: dict[str, DatasetInfo] = {}

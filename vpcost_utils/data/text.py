@@ -70,16 +70,18 @@ class TextInfo:
     text_column: str = "text"
     classes: tuple[str, ...] = ()
     offline: bool = False
+    fake: str | None = None  # "module:function" writing fake files in the published layout (the rehearsal)
 
 
+_FAKE = "vpcost_utils.data.text_fakes:write_fake"  # the rehearsal's fake files (text_fakes.py)
 TEXT_DATASETS = {
-    "yelp_polarity": TextInfo("yelp_polarity", "fancyzhx/yelp_polarity", "text", ("negative", "positive")),
-    "imdb": TextInfo("imdb", "stanfordnlp/imdb", "text", ("neg", "pos")),
-    "ag_news": TextInfo("ag_news", "fancyzhx/ag_news", "text", ("World", "Sports", "Business", "Sci/Tech")),
+    "yelp_polarity": TextInfo("yelp_polarity", "fancyzhx/yelp_polarity", "text", ("negative", "positive"), fake=_FAKE),
+    "imdb": TextInfo("imdb", "stanfordnlp/imdb", "text", ("neg", "pos"), fake=_FAKE),
+    "ag_news": TextInfo("ag_news", "fancyzhx/ag_news", "text", ("World", "Sports", "Business", "Sci/Tech"), fake=_FAKE),
     "dbpedia_14": TextInfo("dbpedia_14", "fancyzhx/dbpedia_14", "content", (
         "Company", "EducationalInstitution", "Artist", "Athlete", "OfficeHolder", "MeanOfTransportation", "Building",
-        "NaturalPlace", "Village", "Animal", "Plant", "Album", "Film", "WrittenWork")),
-    "splice": TextInfo("splice", None, "sequence", SPLICE_CLASSES),
+        "NaturalPlace", "Village", "Animal", "Plant", "Album", "Film", "WrittenWork"), fake=_FAKE),
+    "splice": TextInfo("splice", None, "sequence", SPLICE_CLASSES, fake=_FAKE),
     "synth_text2": TextInfo("synth_text2", None, classes=("alpha", "beta"), offline=True),
     "synth_text4": TextInfo("synth_text4", None, classes=("alpha", "beta", "gamma", "delta"), offline=True),
     "synth_dna": TextInfo("synth_dna", None, classes=SPLICE_CLASSES, offline=True),

@@ -345,4 +345,5 @@ def load_vision(info: DatasetInfo, split: str, root: str | os.PathLike | None, s
 
 for _name, _src in _SOURCES.items():
     register_dataset(DatasetInfo(name=_name, loader=load_vision, input_size=_src.input_size,
-                                 num_classes=_src.num_classes, notes=_src.notes))
+                                 num_classes=_src.num_classes, notes=_src.notes,
+                                 fake="vpcost_utils.data.vision_fakes:write_fake"))

@@ -47,6 +47,9 @@ class ModelEntry:
     # Models built here from ``parent`` on first use (minutes to an hour): None once the built file is cached,
     # else a sentence saying what first use will build. The preflight reads it instead of building.
     unbuilt: Callable[[], str | None] | None = None
+    # "module:function" that writes this entry's file(s) with random weights in the published layout (the
+    # rehearsal and the loader tests); a name, not an import, so a loader module never imports its fakes
+    fake: str | None = None
 
 
 @dataclass

@@ -387,20 +387,23 @@ _OPENAI_URL = ("https://openaipublic.azureedge.net/clip/models/"
                "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02/ViT-L-14-336px.pt")
 _UPOP_README = "https://github.com/sdc17/UPop (README, Google Drive links; file id {})"
 
+_FAKE = "vpcost_utils.models.clip_fakes:write_fake"  # random weights in the published layout (rehearsal)
+
 register(ModelEntry(
+    fake=_FAKE,
     name="clip_vit_l14_336/openai", arch="clip_vit_l14_336", compression="dense", method="dense", loader=_load_dense,
     source=_OPENAI_URL, filename="ViT-L-14-336px.pt",
     sha256="3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02", license="MIT (OpenAI CLIP)",
     notes="OpenAI TorchScript archive; a plain or open_clip state dict with OpenAI key names also loads"))
 register(ModelEntry(
-    name="clip_vit_l14_336/upop-coco", arch="clip_vit_l14_336", compression="dense", method="dense",
+    fake=_FAKE, name="clip_vit_l14_336/upop-coco", arch="clip_vit_l14_336", compression="dense", method="dense",
     loader=_load_upop, source=_UPOP_README.format("10p1oPdiMUqo0MfPul5hCb_h9mCaNCh6q"),
     filename="clip_large_retrieval_coco.pth", license="BSD-3 (UPop), MIT (CLIP)", obtainable="maybe",
     notes="COCO-retrieval fine-tune of ViT-L/14@336 that UPop compresses; momentum copies and queues ignored"))
 _UPOP_FILES = {"upop-2x": "184sBFSArAXfxkd8ZqlF8xsZCOOsNmT0z", "upop-4x": "1C3LRQZ2IP7St813ERH7LidTcQP99xhKw"}
 for _tag, _file_id in _UPOP_FILES.items():
     register(ModelEntry(
-        name=f"clip_vit_l14_336/{_tag}", arch="clip_vit_l14_336", compression="structured", method="upop",
+        fake=_FAKE, name=f"clip_vit_l14_336/{_tag}", arch="clip_vit_l14_336", compression="structured", method="upop",
         loader=_load_upop, parent="clip_vit_l14_336/upop-coco", source=_UPOP_README.format(_file_id),
         filename=f"clip_large_retrieval_coco_{_tag[5:]}_compressed.pth", license="BSD-3 (UPop), MIT (CLIP)",
         obtainable="maybe", substitute=_substitute_upop,

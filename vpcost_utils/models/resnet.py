@@ -281,9 +281,12 @@ def magnitude_substitute(entry: ModelEntry, *, scope: str) -> SourceModel:
 
 # -------------------------------------------------------------------------------------------- entries
 
+_FAKE = "vpcost_utils.models.resnet_fakes:write_fake"  # random weights in the published layout (rehearsal)
+
 for _name in _TV_WEIGHTS:
     _w = _tv_weights(_name)
     register(ModelEntry(
+        fake=_FAKE,
         name=_name, arch=_name.split("/")[0], compression="dense", method="dense", loader=load_dense, sparsity=0.0,
         source=f"torchvision {type(_w).__name__}.{_w.name} ({_w.url})", filename=Path(_w.url).name,
         top1=_w.meta["_metrics"]["ImageNet-1K"]["acc@1"], license=TORCHVISION_LICENSE, obtainable="yes",
@@ -295,7 +298,7 @@ for _name in _TV_WEIGHTS:
 _GMP_SUBSTITUTE = partial(magnitude_substitute, scope="layerwise")
 for _depth, _top1 in (("18", 69.8), ("34", 73.3)):
     register(ModelEntry(
-        name=f"resnet{_depth}/gmp", arch=f"resnet{_depth}", compression="unstructured", method="gmp",
+        fake=_FAKE, name=f"resnet{_depth}/gmp", arch=f"resnet{_depth}", compression="unstructured", method="gmp",
         loader=partial(load_sparse, remap=_layouts.sparseml_to_torchvision, layout="SparseML ResNet"),
         sparsity=None, parent=f"resnet{_depth}/dense",
         source=f"zoo:cv/classification/resnet_v1-{_depth}/pytorch/sparseml/imagenet/pruned-conservative",
@@ -314,7 +317,7 @@ _ACDC = {80: ("081f90d21c9e4236bd14", 76.45), 90: ("1b4f578130364e5bb929", 75.03
 _GLOBAL_SUBSTITUTE = partial(magnitude_substitute, scope="global")
 for _s, (_key, _top1) in _ACDC.items():
     register(ModelEntry(
-        name=f"resnet50/acdc-{_s}", arch="resnet50", compression="unstructured", method="acdc",
+        fake=_FAKE, name=f"resnet50/acdc-{_s}", arch="resnet50", compression="unstructured", method="acdc",
         loader=partial(load_sparse, remap=_layouts.ist_to_torchvision, layout="IST model_state_dict"),
         sparsity=_s / 100, parent="resnet50/dense-v1", source=f"https://seafile.ist.ac.at/f/{_key}/?dl=1",
         filename=f"resnet50_acdc_{_s}.pth", top1=_top1,
@@ -329,7 +332,7 @@ for _s, (_key, _top1) in _ACDC.items():
 _RIGL = {80: 77.17, 90: 76.42, 95: 74.63}
 for _s, _top1 in _RIGL.items():
     register(ModelEntry(
-        name=f"resnet50/rigl-{_s}", arch="resnet50", compression="unstructured", method="rigl",
+        fake=_FAKE, name=f"resnet50/rigl-{_s}", arch="resnet50", compression="unstructured", method="rigl",
         loader=partial(load_sparse, remap=_layouts.rigl_tf_to_torchvision, layout="ResnetTF (Iofinova converted)"),
         sparsity=_s / 100, parent="resnet50/dense-v1",
         source=(f"Iofinova et al. converted checkpoints, seafile folder "
@@ -349,7 +352,7 @@ LT_LEVELS: dict[float, int] = {79.122: 1, 62.575: 2, 49.35: 3, 38.793: 4, 30.407
                                14.671: 8, 11.571: 9}  # remaining-weight % -> assumed state index k (see docstring)
 for _level, _k in LT_LEVELS.items():
     register(ModelEntry(
-        name=f"resnet50/lt-{_level}", arch="resnet50", compression="unstructured", method="lt",
+        fake=_FAKE, name=f"resnet50/lt-{_level}", arch="resnet50", compression="unstructured", method="lt",
         loader=load_lottery_ticket, sparsity=round(1 - _level / 100, 6), parent="resnet50/dense-v1",
         source=("private: the paper's authors (landskape-ai/Reprogram_LT README: 'available upon reasonable "
                 f"request'); files resnet50_dyn4_{_k}_checkpoint.pth + resnet50_dyn4_{_k}_mask.pth"),

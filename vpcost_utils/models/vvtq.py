@@ -473,11 +473,15 @@ _FLOAT_TOP1 = {"deit_tiny": 72.2, "swin_tiny": 81.2}  # official DeiT-T / Swin-T
 _TIMM_LICENSE = {"deit_tiny": "Apache-2.0", "swin_tiny": "MIT"}
 
 
+_FAKE = "vpcost_utils.models.vvtq_fakes:write_fake"  # random weights in the published layout (rehearsal)
+
 def _register_family(arch: str) -> None:
     timm_source = f"timm {TIMM_NAMES[arch]} (https://huggingface.co/timm/{TIMM_NAMES[arch]})"
-    register(ModelEntry(name=f"{arch}/timm", arch=arch, compression="dense", method="dense", loader=load_timm,
+    register(ModelEntry(fake=_FAKE,
+                        name=f"{arch}/timm", arch=arch, compression="dense", method="dense", loader=load_timm,
                         source=timm_source, top1=_FLOAT_TOP1[arch], license=_TIMM_LICENSE[arch]))
     register(ModelEntry(
+        fake=_FAKE,
         name=f"{arch}/fp32", arch=arch, compression="dense", method="dense", loader=load_fp32, source=timm_source,
         top1=_FLOAT_TOP1[arch], license=_TIMM_LICENSE[arch],
         notes="VVTQ float network (split q/k/v, no quantizers) with the official float weights the paper's code "
@@ -485,7 +489,7 @@ def _register_family(arch: str) -> None:
     for b in (4, 3, 2):
         filename = f"{VVTQ_FILE_STEMS[arch]}_w{b}a{b}.tar"
         register(ModelEntry(
-            name=f"{arch}/w{b}a{b}", arch=arch, compression="quantization", method="vvtq", loader=load_vvtq,
+            fake=_FAKE, name=f"{arch}/w{b}a{b}", arch=arch, compression="quantization", method="vvtq", loader=load_vvtq,
             bits=b, parent=f"{arch}/fp32", filename=filename, top1=_VVTQ_TOP1[(arch, b)],
             source=f"the VVTQ README's OneDrive folder {_SHAREPOINT}{_FOLDERS[(arch, b)]} "
                    "(github.com/HuangOwen/Quantization-Variation#models)",
