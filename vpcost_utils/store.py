@@ -126,10 +126,11 @@ class ResultStore:
             row["bits"] = model.get("bits")
             row["wall_time_s"] = rec.get("env", {}).get("wall_time_s")
             row["threads"] = rec.get("arithmetic", {}).get("threads")
+            row["git_commit"] = rec.get("env", {}).get("git_commit")
             conv = rec.get("convergence", {})
             row.update(loss_change=conv.get("loss_change_last_tenth"),
                        mapping_changes=conv.get("mapping_changes_last_quarter"), settled=conv.get("settled"))
             rows.append(row)
         columns = ["run_id", *RunSpec.__dataclass_fields__, "acc", "ece", "substitute", "sparsity", "bits",
-                   "wall_time_s", "threads", "loss_change", "mapping_changes", "settled"]
+                   "wall_time_s", "threads", "git_commit", "loss_change", "mapping_changes", "settled"]
         return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)

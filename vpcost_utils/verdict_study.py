@@ -110,12 +110,9 @@ def runs_table(output: Path, seeds: int | None = None) -> pd.DataFrame:
     """One row per run behind ``table`` (its seeds): what docs keep, since the records' directory may not last."""
     from .store import ResultStore
 
-    store = ResultStore(output / "runs")
-    runs = store.table()
+    runs = ResultStore(output / "runs").table()
     k = finished_seeds(runs) if seeds is None else seeds
-    wanted = {s.run_id for s in specs(range(k))}
-    commits = {r["run_id"]: r.get("env", {}).get("git_commit") for r in store.records() if r["run_id"] in wanted}
-    runs = runs[runs["run_id"].isin(wanted)].assign(git_commit=lambda d: d["run_id"].map(commits))
+    runs = runs[runs["run_id"].isin({s.run_id for s in specs(range(k))})]
     columns = ["run_id", "dataset", "model", "seed", "n_shots", "epochs", "acc", "ece", "wall_time_s", "threads",
                "mapping_changes", "settled", "git_commit"]
     return runs[columns].sort_values(["seed", "dataset", "model"]).reset_index(drop=True)
