@@ -19,8 +19,6 @@ _WORDS = ("the a company village album film river team market science world spor
           "good bad great awful movie place food service").split()
 
 
-
-
 def fake_splice(path: Path, rng: np.random.RandomState, per_class: int = 10) -> None:
     """UCI ``splice.data``: ``CLASS,  NAME,  SEQUENCE`` lines, 60 nt each."""
     lines = []
@@ -64,8 +62,6 @@ def fake_hf_text(info: Any, rng: np.random.RandomState, per_class: int = 4) -> P
     datasets.DatasetInfo(features=features, splits=splits, config_name=HF_CONFIGS[info.hf_id], dataset_name=name,
                          builder_name="parquet").write_to_directory(str(folder))
     return folder
-
-
 
 
 def wordpiece_tokenizer(corpus: list[str]) -> Any:

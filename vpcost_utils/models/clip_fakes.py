@@ -7,13 +7,13 @@ entry's file where ``clip_models.py``'s loaders look (the rehearsal calls it thr
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from .. import paths
+from .._io import atomic_torch_save
 from ._registry import ModelEntry
 from .clip_models import UPOP_KEEP, ClipModel, structured_prune
 
@@ -72,14 +72,9 @@ def write_fake(entry: ModelEntry, seed: int = 0) -> str:
     model = ClipModel(CLIP_L14_336)
     tag = entry.name.split("/", 1)[1]
     if tag == "openai":
-        _save_torch(openai_state_dict(model), folder / entry.filename)
+        atomic_torch_save(openai_state_dict(model), folder / entry.filename)
         return "OpenAI CLIP state dict (+ input_resolution / context_length / vocab_size)"
     if tag in UPOP_KEEP:
         model = structured_prune(model, UPOP_KEEP[tag])
-    _save_torch(upop_file(model), folder / entry.filename)
+    atomic_torch_save(upop_file(model), folder / entry.filename)
     return "UPop {'model': ...} with momentum copies and queues" + (", sliced blocks" if tag in UPOP_KEEP else "")
-
-
-def _save_torch(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(obj, path)

@@ -17,8 +17,8 @@ file name: a changed recipe rebuilds, with a message. The build trains on ``VPCO
 follows the thread count and 800 steps are long enough to drift: the same recipe built on 2026-12-02 (thread
 counts of the teacher pass and the build not recorded) and on 2026-12-04 on one thread gave 58.6 % and
 59.4 % agreement at 224 px (docs/models.md). A model built on another count is another model: it is rebuilt,
-never reused. Provenance carries the recipe, the build's
-steps, time and threads, and the upstream agreement on the held-out photographs (``models/agreement.py``).
+never reused. Provenance carries the recipe, the build's steps, time and threads, and the upstream agreement
+on the held-out photographs (``models/agreement.py``).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .. import paths
+from .._io import atomic_torch_save
 from ._registry import ModelEntry
 from .prune import counted_layers, magnitude_prune
 from .resnet import LT_LEVELS, RULES, _tv_weights, build_torchvision, lt_mask_filename, torch_hub_checkpoints
@@ -110,26 +111,21 @@ def write_fake(entry: ModelEntry, seed: int = 0) -> str:
     if entry.method == "dense":
         torch.manual_seed(seed)
         path = torch_hub_checkpoints() / Path(_tv_weights(entry.name).url).name
-        _save_torch(build_torchvision(entry.arch).state_dict(), path)
+        atomic_torch_save(build_torchvision(entry.arch).state_dict(), path)
         return "torchvision state dict (TORCH_HOME/hub/checkpoints)"
     if entry.method == "gmp":
         module = pruned_resnet(entry.arch, "gmp", 0.85, seed)
-        _save_torch(to_sparseml(module.state_dict(), entry.arch), folder / entry.filename)
+        atomic_torch_save(to_sparseml(module.state_dict(), entry.arch), folder / entry.filename)
         return "SparseML ResNet (SparseZoo training/model.pth)"
     module = pruned_resnet(entry.arch, entry.method, entry.sparsity, seed)
     if entry.method == "acdc":
-        _save_torch(to_ist(module), folder / entry.filename)
+        atomic_torch_save(to_ist(module), folder / entry.filename)
         return "IST model_state_dict, module. + _layer/_weight_mask wrappers"
     if entry.method == "rigl":
-        _save_torch(to_resnet_tf(module), folder / entry.filename)
+        atomic_torch_save(to_resnet_tf(module), folder / entry.filename)
         return "ResnetTF (Iofinova converted RigL)"
     weights, masks = to_lottery_ticket(module)
-    _save_torch(weights, folder / entry.filename)
-    _save_torch(masks, folder / lt_mask_filename(entry.filename))
+    atomic_torch_save(weights, folder / entry.filename)
+    atomic_torch_save(masks, folder / lt_mask_filename(entry.filename))
     assert float(entry.name.rsplit("-", 1)[1]) in LT_LEVELS
     return "lottery ticket weights + mask (model. prefix)"
-
-
-def _save_torch(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(obj, path)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .. import paths
+from .._io import atomic_torch_save
 from . import vvtq
 from ._registry import ModelEntry
 from .lsq import init_vvtq_steps, vvtq_quantizers
@@ -57,9 +58,7 @@ def write_fake(entry: ModelEntry, seed: int = 0) -> str:
     """Write DeiT / Swin entry ``entry``'s file with random weights in its published layout; returns the layout."""
     if entry.method == "vvtq":
         model = trained_vvtq(entry.arch, entry.bits, seed=seed, mse=False)
-        path = paths.checkpoints_dir() / entry.filename
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(vvtq_file(model), path)
+        atomic_torch_save(vvtq_file(model), paths.checkpoints_dir() / entry.filename)
         return "VVTQ train_VVTQ.py checkpoint (module. prefix, alpha[7], nbits, init_state)"
     return _write_timm_hub(entry.arch, seed)
 
@@ -83,5 +82,3 @@ def _write_timm_hub(arch: str, seed: int) -> str:
         (base / "refs").mkdir(parents=True, exist_ok=True)
         (base / "refs" / "main").write_text(revision)
     return "timm safetensors in the Hugging Face hub cache"
-
-
