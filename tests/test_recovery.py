@@ -212,7 +212,9 @@ def test_registered_names_say_what_they_are():
     for tag, recipe in rec.RECIPES.items():
         entry = get_entry(f"efficientnet_lite0/{tag}")
         if recipe.kind == "sparse":
-            assert entry.sparsity == recipe.sparsity and tag == f"prune-{round(100 * recipe.sparsity)}-recovered"
+            how = {"gmp": ("recovered", "gmp-distill"), "reconstruct": ("reconstructed", "obs-distill")}[recipe.prune]
+            assert entry.sparsity == recipe.sparsity and tag == f"prune-{round(100 * recipe.sparsity)}-{how[0]}"
+            assert entry.method == how[1]
         else:
             assert entry.bits == recipe.weight_bits and tag == f"w{recipe.weight_bits}a{recipe.act_bits}-recovered"
 

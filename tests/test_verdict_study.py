@@ -86,3 +86,45 @@ def test_the_analysis_and_the_kept_run_table_use_the_same_finished_seeds(tmp_pat
     for r in table.itertuples():  # the kept table alone gives back every cell's gap
         comp = kept[kept["model"] == r.model].set_index(["dataset", "seed"])["acc"]
         assert (dense.loc[r.dataset] - comp.loc[r.dataset]).mean() == pytest.approx(r.gap)
+
+
+def test_steins_second_stage_gives_each_cell_the_seeds_its_pilot_sd_asks_for(tmp_path, monkeypatch):
+    from vpcost_utils import intervals, sweep
+    from vpcost_utils.store import ResultStore
+
+    store = ResultStore(tmp_path / "runs")
+    pilot_gaps = {0: 2.0, 1: 6.0, 2: 10.0}
+    for spec in verdict_study.specs(range(3)):
+        _write(store, spec, 50.0 if spec.model.endswith("/dense") else 50.0 - pilot_gaps[spec.seed])
+    plan = verdict_study.stein_plan(tmp_path, 8.0, 3, 40)
+    table = verdict_study.table(tmp_path, 3)
+    for r in table.itertuples():
+        var = (r.test_se ** 2) if r.test_se == r.test_se else 0.0
+        assert plan[(r.model, r.dataset, "10")] == intervals.stein_seeds(list(pilot_gaps.values()), 8.0, var)
+        assert plan[("efficientnet_lite0/dense", r.dataset, "10")] >= plan[(r.model, r.dataset, "10")]
+    with pytest.raises(SystemExit, match="pilot needs seeds 0..3"):
+        verdict_study.stein_plan(tmp_path, 8.0, 4, 40)  # seed 3 is not finished in any cell
+    wanted = verdict_study.stein_specs(plan)
+    for (model, dataset, _), n in plan.items():  # exactly seeds 0..n-1 of every cell
+        assert sorted(s.seed for s in wanted if s.model == model and s.dataset == dataset) == list(range(n))
+    ran = []
+    monkeypatch.setattr(sweep, "run_grid", lambda todo, store, **kw: ran.extend(todo) or "ran")
+    verdict_study.run_stein(tmp_path, 8.0, 3, 40)
+    assert {s.run_id for s in ran} == {s.run_id for s in wanted} - {s.run_id for s in verdict_study.specs(range(3))}
+    for spec in ran:  # the second stage's gaps are all 0: the interval still takes the pilot's sd and t
+        _write(store, spec, 50.0)
+    second = verdict_study.table(tmp_path, stein=(8.0, 3))
+    assert (second["rule"] == "stein(n0=3)").all() and second["seed_sd"].to_numpy() == pytest.approx(4.0)
+    for r in second.itertuples():
+        assert r.pairs == plan[(r.model, r.dataset, "10")] and r.halfwidth <= 8.0
+
+
+def test_any_budget_of_the_mini_profile_can_be_studied_and_another_is_refused(capsys):
+    one = verdict_study.specs(range(2), 1)
+    assert {s.n_shots for s in one} == {1} and len(one) == len(verdict_study.specs(range(2)))
+    wanted = {s.run_id for sec in verdict_study.SECTIONS
+              for s in grids.section_specs(sec, profiles.settings(sec, "mini", seeds=(0, 1))) if s.n_shots == 1}
+    assert {s.run_id for s in one} == wanted
+    with pytest.raises(SystemExit):
+        verdict_study.main(["--shots", "5", "--analyse"])
+    assert "--shots 5 is not a budget of the mini profile; choose one of [1, 10, 50]" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""The mini profile's N=10 cells with as many seeds as a wall-clock budget buys, and their verdicts.
+"""The mini profile's N=10 cells (or N=1, N=50): a clock-stopped pilot, Stein's second stage, and verdicts.
 
 ``python -m vpcost_utils.verdict_study --hours 2.5`` runs the mini profile's own N=10 runs (dense
 EfficientNet-Lite0 against every compressed model of its sparse and quantization sections, on MNIST and
@@ -6,14 +6,18 @@ Fashion-MNIST; the same specs and run ids as ``make reproduce PROFILE=mini``) se
 together: seed block 0-1 of every cell, then 2-3, and so on, until the next block would not finish
 inside the budget or ``--max-seeds`` is reached. ``--analyse`` reads the records and gives every
 cell's paired gap with its 95 % interval (seeds and the test set counted, ``intervals.paired_gaps``),
-its verdict, the gap it could have detected, and what +-3 points would have cost.
+its verdict, the gap it could have detected, and what +-3 points would have cost. ``--stein H --pilot
+n0`` is the second stage: from the first n0 seeds' paired-gap sd (and the test set's variance) alone,
+Stein's rule gives each cell the seeds a +-H interval needs; each cell runs exactly that many, and its
+interval takes the pilot's sd and t (``intervals.paired_gaps(pilot=n0)``). ``--shots 1`` (or 50) studies
+another of the profile's budgets.
 
-Why not Stein's two stages (``report --target-halfwidth``): with a pilot of five seeds the rule's t has
-4 degrees of freedom (2.78 against about 2.05 here), so at the seed noise measured on this cell (sd 7-11
-points) it asks for 60-135 seeds per cell, beyond any CPU session; and a cell it refuses gets nothing.
-A fixed design whose size is set by the clock is valid for the plain t-interval as long as the stopping
-never looks at the results: the budget decides how many seed blocks start, and the analysis uses only
-the seeds every cell has finished (the same count everywhere), so no cell stops because it looks good.
+Why a clock-stopped pilot rather than ``report --target-halfwidth`` from five seeds: with a pilot of five
+the rule's t has 4 degrees of freedom (2.78 against about 2.09 with twenty), so at the seed noise of these
+cells (sd 5-8 points) it asks for 60-135 seeds per cell, beyond any CPU session. A fixed design whose size
+is set by the clock is valid for the plain t-interval as long as the stopping never looks at the results
+(the budget decides how many seed blocks start; the analysis uses only the seeds every cell finished), so
+it is a valid pilot too, with many more degrees of freedom.
 """
 
 from __future__ import annotations
@@ -42,19 +46,25 @@ def families() -> dict[str, tuple[str, tuple[str, ...]]]:
     return out
 
 
-def specs(seeds: range) -> list[RunSpec]:
-    """The mini profile's N=10 runs of ``seeds``, seed-major, each run once (the dense runs are shared)."""
+def _profile_shots(section: str) -> tuple[int, ...]:
+    from . import profiles
+
+    return tuple(n for n in profiles.settings(section, "mini")["shots"] if n is not None)
+
+
+def specs(seeds: range, shots: int = SHOTS) -> list[RunSpec]:
+    """The mini profile's N=``shots`` runs of ``seeds``, seed-major, each run once (the dense runs are shared)."""
     from . import grids, profiles
 
     seen: dict[str, RunSpec] = {}
     for section in SECTIONS:
-        cfg = profiles.settings(section, "mini", seeds=tuple(seeds), shots=(SHOTS,))
+        cfg = profiles.settings(section, "mini", seeds=tuple(seeds), shots=(shots,))
         for spec in grids.section_specs(section, cfg):
             seen.setdefault(spec.run_id, spec)
     return sorted(seen.values(), key=lambda s: (s.seed, s.dataset, s.model))
 
 
-def run(output: Path, hours: float, max_seeds: int, runner: str = "processes") -> int:
+def run(output: Path, hours: float, max_seeds: int, runner: str = "processes", shots: int = SHOTS) -> int:
     """Run seed blocks until the budget or ``max_seeds``; returns the seeds every cell has finished."""
     from .store import ResultStore
     from .sweep import pending, run_grid
@@ -62,7 +72,7 @@ def run(output: Path, hours: float, max_seeds: int, runner: str = "processes") -
     store = ResultStore(output / "runs")
     start, spent = time.monotonic(), []
     for first in range(0, max_seeds, BLOCK):
-        block = specs(range(first, min(first + BLOCK, max_seeds)))
+        block = specs(range(first, min(first + BLOCK, max_seeds)), shots)
         todo = pending(block, store)
         if not todo:
             continue
@@ -75,44 +85,110 @@ def run(output: Path, hours: float, max_seeds: int, runner: str = "processes") -
         began = time.monotonic()
         print(run_grid(todo, store, runner=runner, on_error="record"), flush=True)
         spent.append(time.monotonic() - began)
-    return finished_seeds(store.table())
+    return finished_seeds(store.table(), shots)
 
 
-def finished_seeds(runs: pd.DataFrame) -> int:
+def stein_plan(output: Path, halfwidth: float, pilot: int, max_seeds: int,
+               shots: int = SHOTS) -> dict[tuple[str, str, str], int]:
+    """(model, dataset, shots) -> seeds Stein's second stage asks for, from the first ``pilot`` seeds alone.
+
+    The pilot is this study's own clock-stopped fixed design, so its seed sd is independent of anything the
+    stopping saw; the rule reads only that sd (and the test set's variance), never the gaps' mean.
+    """
+    from . import intervals
+    from .sequential import Target, check_budget, seed_plan, seeds_needed
+    from .store import ResultStore
+
+    store = ResultStore(output / "runs")
+    runs = store.table()
+    have = finished_seeds(runs, shots)
+    if have < pilot:
+        raise SystemExit(f"the pilot needs seeds 0..{pilot - 1} finished in every cell; {have} are: "
+                         f"run the fixed design first (--hours)")
+    wanted = {s.run_id for s in specs(range(pilot), shots)}
+    runs = runs[runs["run_id"].isin(wanted)].assign(shots=str(shots))
+    preds = intervals.predictions_of([r for r in store.records() if r["run_id"] in wanted])
+    target, plan = Target(halfwidth, max_seeds, pilot), {}
+    for dense, compressed in families().values():
+        needed = seeds_needed(runs, preds, dense, compressed, target)
+        check_budget(needed, target)
+        for key, n in seed_plan(needed, dense).items():
+            plan[key] = max(plan.get(key, 0), n)
+    return plan
+
+
+def stein_specs(plan: dict[tuple[str, str, str], int], shots: int = SHOTS) -> list[RunSpec]:
+    """The runs ``plan`` asks for, seed-major (so an interrupted stage 2 has finished whole low seeds)."""
+    top = max(plan.values())
+    return [s for s in specs(range(top), shots) if s.seed < plan.get((s.model, s.dataset, str(shots)), 0)]
+
+
+def run_stein(output: Path, halfwidth: float, pilot: int, max_seeds: int, runner: str = "processes",
+              shots: int = SHOTS) -> None:
+    from .store import ResultStore
+    from .sweep import pending, run_grid
+
+    plan = stein_plan(output, halfwidth, pilot, max_seeds, shots)
+    print(f"Stein's rule, pilot of {pilot} seeds, +-{halfwidth:g} points:",
+          ", ".join(f"{m.split('/')[-1]} {d}: {n}" for (m, d, _), n in sorted(plan.items())), flush=True)
+    store = ResultStore(output / "runs")
+    todo = pending(stein_specs(plan, shots), store)
+    print(f"{len(todo)} runs to go", flush=True)
+    print(run_grid(todo, store, runner=runner, on_error="record"), flush=True)
+
+
+def finished_seeds(runs: pd.DataFrame, shots: int = SHOTS) -> int:
     """The largest k such that every run of seeds 0..k-1 of every cell has a record."""
     if runs.empty:
         return 0
     have = set(runs["run_id"])
     k = 0
-    while all(s.run_id in have for s in specs(range(k, k + 1))):
+    while all(s.run_id in have for s in specs(range(k, k + 1), shots)):
         k += 1
     return k
 
 
-def table(output: Path, seeds: int | None = None) -> pd.DataFrame:
-    """Per (dataset, compressed model): the paired gap over the first ``seeds`` seeds (default: all finished)."""
+def table(output: Path, seeds: int | None = None, *, stein: tuple[float, int] | None = None,
+          shots: int = SHOTS) -> pd.DataFrame:
+    """Per (dataset, compressed model): the paired gap over the first ``seeds`` seeds (default: all finished).
+
+    ``stein=(H, n0)``: the second stage's table instead: each cell over the seeds Stein's rule gave it, its
+    interval Stein's (the first ``n0`` seeds' sd and t); ``seeds`` is then ignored.
+    """
     from . import intervals
     from .store import ResultStore
 
     store = ResultStore(output / "runs")
     runs = store.table()
-    k = finished_seeds(runs) if seeds is None else seeds
-    wanted = {s.run_id for s in specs(range(k))}
+    pilot = None
+    if stein is None:
+        k = finished_seeds(runs, shots) if seeds is None else seeds
+        wanted = {s.run_id for s in specs(range(k), shots)}
+    else:
+        plan = stein_plan(output, stein[0], stein[1], 10 ** 6, shots)
+        wanted = {s.run_id for s in stein_specs(plan, shots)}
+        pilot = stein[1]
     runs = runs[runs["run_id"].isin(wanted)]
     records = [r for r in store.records() if r["run_id"] in wanted]
-    gaps = intervals.paired_gaps(runs, families(), "acc", predictions=intervals.predictions_of(records))
+    gaps = intervals.paired_gaps(runs, families(), "acc", predictions=intervals.predictions_of(records), pilot=pilot)
     noise = list(zip(gaps["seed_sd"], gaps["test_se"], strict=True))
     return gaps.assign(three_seed_halfwidth=[_resolvable(sd, 3, se)[0] for sd, se in noise],
                        seeds_for_3=[_cost(sd, se, 3.0) for sd, se in noise])
 
 
-def runs_table(output: Path, seeds: int | None = None) -> pd.DataFrame:
+def runs_table(output: Path, seeds: int | None = None, *, stein: tuple[float, int] | None = None,
+               shots: int = SHOTS) -> pd.DataFrame:
     """One row per run behind ``table`` (its seeds): what docs keep, since the records' directory may not last."""
     from .store import ResultStore
 
     runs = ResultStore(output / "runs").table()
-    k = finished_seeds(runs) if seeds is None else seeds
-    runs = runs[runs["run_id"].isin({s.run_id for s in specs(range(k))})]
+    if stein is None:
+        k = finished_seeds(runs, shots) if seeds is None else seeds
+        wanted = {s.run_id for s in specs(range(k), shots)}
+    else:
+        plan = stein_plan(output, stein[0], stein[1], 10 ** 6, shots)
+        wanted = {s.run_id for s in stein_specs(plan, shots)}
+    runs = runs[runs["run_id"].isin(wanted)]
     columns = ["run_id", "dataset", "model", "seed", "n_shots", "epochs", "acc", "ece", "wall_time_s", "threads",
                "mapping_changes", "settled", "git_commit"]
     return runs[columns].sort_values(["seed", "dataset", "model"]).reset_index(drop=True)
@@ -132,12 +208,13 @@ def _cost(sd: float, test_se: float, halfwidth: float) -> int | None:
     return None
 
 
-def running(output: Path) -> pd.DataFrame:
+def running(output: Path, upto: int | None = None, shots: int = SHOTS) -> pd.DataFrame:
     """The interval of every cell after each finished seed count from 3 on (how the width falls with seeds)."""
     rows = []
-    k = finished_seeds(_runs(output))
+    k = finished_seeds(_runs(output), shots)
+    k = k if upto is None else min(k, upto)
     for n in range(3, k + 1):
-        part = table(output, n)
+        part = table(output, n, shots=shots)
         rows.append(part.assign(seeds=n)[["seeds", "dataset", "model", "gap", "gap_low", "gap_high", "halfwidth"]])
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
@@ -159,11 +236,16 @@ def figure(gaps: pd.DataFrame, trace: pd.DataFrame):
                   capsize=3)
     left.axvline(0, c="grey", lw=0.8)
     left.set_yticks(list(y), labels, fontsize=7)
+    seeds = f"{int(gaps['pairs'].min())}" if gaps["pairs"].nunique() == 1 else \
+        f"{int(gaps['pairs'].min())}-{int(gaps['pairs'].max())}"
+    rule = "" if (gaps["rule"] == "t").all() else f", {gaps['rule'].iloc[0]}"
     left.set(xlabel="dense - compressed accuracy (points; > 0: compressed transfers worse)",
-             title=f"N={SHOTS}, ILM-VP, {int(gaps['pairs'].min())} seeds, 95 % intervals")
+             title=f"N={gaps['shots'].iloc[0]}, ILM-VP, {seeds} seeds, 95 % intervals{rule}")
     left.grid(alpha=0.3)
     for (dataset, model), part in trace.groupby(["dataset", "model"], sort=False):
         right.plot(part["seeds"], part["halfwidth"], marker=".", label=f"{dataset} {model.split('/')[-1]}")
+    if (gaps["rule"] != "t").any():  # Stein's second stage: where each cell ended
+        right.scatter(gaps["pairs"], gaps["halfwidth"], marker="*", c="k", s=40, zorder=3, label="Stein stage 2")
     right.axhline(3, c="grey", ls="--", lw=0.8, label="+-3 points")
     right.xaxis.get_major_locator().set_params(integer=True)
     right.set(xlabel="seeds", ylabel="95 % half-width (points)", title="how the interval narrows")
@@ -179,32 +261,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=2.5, help="wall-clock budget for starting seed blocks")
     parser.add_argument("--max-seeds", type=int, default=40)
     parser.add_argument("--runner", default="processes", choices=("serial", "processes"))
+    parser.add_argument("--stein", type=float, default=None, metavar="H",
+                        help="Stein's second stage: run the seeds each cell needs for a +-H half-width, "
+                             "the first --pilot seeds being the pilot")
+    parser.add_argument("--pilot", type=int, default=20)
+    parser.add_argument("--shots", type=int, default=SHOTS, help="the N of the cells studied (one of the mini "
+                        "profile's budgets)")
     parser.add_argument("--analyse", action="store_true", help="print the tables (and --figure) from the records")
     parser.add_argument("--figure", default=None)
     parser.add_argument("--runs-csv", default=None, help="with --analyse: write the per-run table here")
     args = parser.parse_args(argv)
     if not args.hours > 0 or args.max_seeds < 3:
         parser.error("--hours must be positive and --max-seeds at least 3 (no verdict below three seeds)")
+    budgets = {n for sec in SECTIONS for n in _profile_shots(sec)}
+    if args.shots not in budgets:
+        parser.error(f"--shots {args.shots} is not a budget of the mini profile; choose one of {sorted(budgets)}")
     output = Path(args.output)
+    if args.stein is not None and not args.analyse:
+        run_stein(output, args.stein, args.pilot, args.max_seeds, args.runner, args.shots)
+        return 0
     if not args.analyse:
-        print(f"seeds finished in every cell: {run(output, args.hours, args.max_seeds, args.runner)}")
+        print(f"seeds finished in every cell: {run(output, args.hours, args.max_seeds, args.runner, args.shots)}")
         return 0
     from .tables import to_markdown
 
-    gaps = table(output)
+    stein = (args.stein, args.pilot) if args.stein is not None else None
+    gaps = table(output, stein=stein, shots=args.shots)
     if gaps.empty:
         print(f"no cell has three finished seeds under {output}")
         return 1
-    show: list[Any] = ["dataset", "model", "pairs", "dense_mean", "model_mean", "gap", "gap_low", "gap_high",
+    show: list[Any] = ["dataset", "model", "rule", "pairs", "dense_mean", "model_mean", "gap", "gap_low", "gap_high",
                        "halfwidth", "seed_sd", "test_se", "mde", "verdict", "three_seed_halfwidth", "seeds_for_3"]
     print(to_markdown(gaps[show].round(2)))
     if args.figure:
         Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
-        figure(gaps, running(output)).savefig(args.figure, dpi=130, bbox_inches="tight")
+        trace = running(output, args.pilot if stein else None, args.shots)
+        figure(gaps, trace).savefig(args.figure, dpi=130, bbox_inches="tight")
     if args.runs_csv:
         from ._io import atomic_write_bytes
 
-        atomic_write_bytes(Path(args.runs_csv), runs_table(output).to_csv(index=False).encode())
+        kept = runs_table(output, stein=stein, shots=args.shots)
+        atomic_write_bytes(Path(args.runs_csv), kept.to_csv(index=False).encode())
     return 0
 
 

@@ -42,8 +42,12 @@ def main(argv: list[str] | None = None) -> None:
     for tag in args.tags or RECIPES:
         _, info = build_recovered(tag)
         r = info["recipe"]
-        how = (f"GMP {r['start_sparsity']:.0%} -> {r['sparsity']:.0%} + KD" if r["kind"] == "sparse"
-               else f"W{r['weight_bits']}A{r['act_bits']} LSQ QAT by KD")
+        if r["kind"] == "quant":
+            how = f"W{r['weight_bits']}A{r['act_bits']} LSQ QAT by KD"
+        elif r.get("prune", "gmp") == "reconstruct":
+            how = f"layer-wise OBS {r['sparsity']:.0%} + KD"
+        else:
+            how = f"GMP {r['start_sparsity']:.0%} -> {r['sparsity']:.0%} + KD"
         build = f"{info['build_seconds'] / 60:.0f}, {info['build_threads']}"
         lines.append(row(f"efficientnet_lite0/{tag}", info["agreement"], how, info["steps"], build))
     print("\n".join(lines))
