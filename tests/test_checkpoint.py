@@ -73,7 +73,7 @@ def _saved_after_three_epochs(path, monkeypatch):
     monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
 
 
-@pytest.mark.parametrize("damage", ["truncated", "other run", "other protocol", "other threads"])
+@pytest.mark.parametrize("damage", ["truncated", "other run", "other protocol", "other threads", "other cpu"])
 def test_a_bad_checkpoint_is_refused_and_the_run_starts_from_zero(tmp_path, monkeypatch, uninterrupted, damage):
     path = tmp_path / "c.pt"
     _saved_after_three_epochs(path, monkeypatch)
@@ -82,7 +82,7 @@ def test_a_bad_checkpoint_is_refused_and_the_run_starts_from_zero(tmp_path, monk
     else:
         saved = torch.load(path, weights_only=True)
         key, value = {"other run": ("run_id", "0123456789ab"), "other protocol": ("protocol", 1),
-                      "other threads": ("threads", 7)}[damage]
+                      "other threads": ("threads", 7), "other cpu": ("cpu_kernels", "AVX512_NOT_HERE")}[damage]
         torch.save({**saved, key: value}, path)
     with pytest.warns(UserWarning, match="refused") as warned:
         record = execute(SPEC, progress=False, checkpoint=path)

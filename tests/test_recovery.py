@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from vpcost_utils.arithmetic import cpu_kernels
 from vpcost_utils.errors import SpecError
 from vpcost_utils.models import efficientnet_lite_recovered as rec
 from vpcost_utils.models import natural_images as photos
@@ -201,7 +202,8 @@ def test_a_changed_recipe_rebuilds_with_a_message(monkeypatch, capsys):
     assert "rebuilding" not in capsys.readouterr().out
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True))
     _, info = rec.build_recovered("prune-50-recovered", new, progress=False)
-    assert "the recipe or the thread count changed" in capsys.readouterr().out and info["steps"] == 6
+    out = capsys.readouterr().out
+    assert "the recipe, the thread count or the CPU's kernel set changed" in out and info["steps"] == 6
     assert rec.model_path("prune-50-recovered", new).exists()
     assert not rec.model_path("prune-50-recovered", old).exists()
 
@@ -233,9 +235,9 @@ def test_a_build_trains_on_the_runs_thread_count_and_another_count_is_another_mo
     monkeypatch.setenv("VPCOST_RUN_THREADS", "2")
     _, info = rec.build_recovered("prune-50-recovered", recipe, progress=False)
     assert seen == [2] and info["build_threads"] == 2 and torch.get_num_threads() == before
-    assert rec.model_path("prune-50-recovered", recipe).name.endswith("-t2.pt")
+    assert rec.model_path("prune-50-recovered", recipe).name.endswith(f"-t2-{cpu_kernels().lower()}.pt")
     monkeypatch.setenv("VPCOST_RUN_THREADS", "1")
     _, info = rec.build_recovered("prune-50-recovered", recipe, progress=False)  # not the 2-thread file
     assert seen == [2, 1] and info["build_threads"] == 1
-    assert "the thread count changed" in capsys.readouterr().out
+    assert "the thread count or the CPU's kernel set changed" in capsys.readouterr().out
     assert not rec.model_path("prune-50-recovered", recipe, threads=2).exists()

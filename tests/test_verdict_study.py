@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from vpcost_utils import grids, profiles, verdict_study
+from vpcost_utils.arithmetic import cpu_kernels
 
 
 def test_the_study_runs_the_mini_profiles_own_n10_runs_seed_by_seed():
@@ -59,7 +60,8 @@ def _write(store, spec, acc):
     hits[: int(round(acc * 2))] = True
     logits = torch.zeros(200, 10)
     logits[torch.arange(200), torch.where(hits, labels, (labels + 1) % 10)] = 5.0
-    store.write({"run_id": spec.run_id, "protocol": PROTOCOL, "arithmetic": {"threads": 1}, "spec": spec.to_dict(),
+    store.write({"run_id": spec.run_id, "protocol": PROTOCOL,
+                 "arithmetic": {"threads": 1, "cpu_kernels": cpu_kernels()}, "spec": spec.to_dict(),
                  "metrics": {"acc": 100 * hits.double().mean().item(), "ece": 0.1},
                  "test_predictions": metrics.encode_predictions(logits, labels),
                  "env": {"wall_time_s": 10.0, "git_commit": "abc"}})

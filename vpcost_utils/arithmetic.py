@@ -9,8 +9,14 @@ two-thread run on this machine, docs/benchmarks.md), whatever the process had, a
 process's setting afterwards. On CUDA, cuDNN autotuning is off and deterministic kernels are asked
 for where PyTorch has them (``warn_only``: an op without one warns and stays nondeterministic).
 
-The thread count is part of a record's identity: a record made on another count is stale
-(``store.ResultStore.stale``) and is made again rather than reused.
+The CPU's kernel set decides it too: PyTorch picks its vectorised kernels by what the processor offers
+(``torch.backends.cpu.get_cpu_capability()``: AVX2, AVX512, ...), and they sum in other orders. The same
+one-thread recovery recipe built on an AVX-512 Intel Xeon (2026-12-04) and on an AVX2-only AMD EPYC
+(2026-12-07) gave two different models (59.4 % and 58.6 % top-1 agreement with the dense model at 224 px,
+docs/models.md). So a CPU run records its kernel set beside its thread count.
+
+Both are part of a record's identity: a record made on another thread count or, on a CPU, another kernel
+set is stale (``store.ResultStore.stale``) and is made again rather than reused.
 """
 
 from __future__ import annotations
@@ -23,6 +29,11 @@ from typing import Any
 import torch
 
 THREADS_ENV = "VPCOST_RUN_THREADS"
+
+
+def cpu_kernels() -> str:
+    """The vectorised kernel set PyTorch uses on this CPU (``"AVX2"``, ``"AVX512"``, ...)."""
+    return torch.backends.cpu.get_cpu_capability()
 
 
 def run_threads() -> int:
@@ -52,7 +63,8 @@ def fixed_arithmetic(device: str | torch.device) -> Iterator[dict[str, Any]]:
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
         torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        yield {"threads": threads, "cuda_deterministic": device.type == "cuda"}
+        yield {"threads": threads, "cuda_deterministic": device.type == "cuda",
+               "cpu_kernels": cpu_kernels() if device.type == "cpu" else None}
     finally:
         torch.set_num_threads(before)
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ._io import atomic_torch_save, atomic_write_bytes
-from .arithmetic import run_threads
+from .arithmetic import cpu_kernels, run_threads
 from .config import PROTOCOL, RunSpec
 
 
@@ -50,9 +50,9 @@ class ResultStore:
     def stale(self, spec: RunSpec) -> str | None:
         """Why the record of ``spec`` may not be reused, or None (also when there is none).
 
-        A record made by another protocol version (``config.PROTOCOL``) or on another number of threads per
-        run (``arithmetic.py``) would give other numbers if run now: it is made again, never reused silently.
-        An unreadable record is stale too.
+        A record made by another protocol version (``config.PROTOCOL``), on another number of threads per
+        run or, for a CPU run, on a CPU with another kernel set (``arithmetic.py``) would give other numbers
+        if run now: it is made again, never reused silently. An unreadable record is stale too.
         """
         path = self.path(spec.run_id)
         if not path.exists():
@@ -67,6 +67,10 @@ class ResultStore:
         threads = record.get("arithmetic", {}).get("threads")
         if threads != run_threads():
             return f"its record was made on {threads} thread(s) per run, this process runs on {run_threads()}"
+        arithmetic = record.get("arithmetic", {})
+        if not arithmetic.get("cuda_deterministic") and arithmetic.get("cpu_kernels") != cpu_kernels():
+            made = arithmetic.get("cpu_kernels") or "a CPU whose kernel set it does not record"
+            return f"its record was made with {made} kernels, this CPU runs {cpu_kernels()}"
         return None
 
     def write(self, record: dict[str, Any]) -> Path:
@@ -126,11 +130,12 @@ class ResultStore:
             row["bits"] = model.get("bits")
             row["wall_time_s"] = rec.get("env", {}).get("wall_time_s")
             row["threads"] = rec.get("arithmetic", {}).get("threads")
+            row["cpu_kernels"] = rec.get("arithmetic", {}).get("cpu_kernels")
             row["git_commit"] = rec.get("env", {}).get("git_commit")
             conv = rec.get("convergence", {})
             row.update(loss_change=conv.get("loss_change_last_tenth"),
                        mapping_changes=conv.get("mapping_changes_last_quarter"), settled=conv.get("settled"))
             rows.append(row)
         columns = ["run_id", *RunSpec.__dataclass_fields__, "acc", "ece", "substitute", "sparsity", "bits",
-                   "wall_time_s", "threads", "git_commit", "loss_change", "mapping_changes", "settled"]
+                   "wall_time_s", "threads", "cpu_kernels", "git_commit", "loss_change", "mapping_changes", "settled"]
         return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)

@@ -13,14 +13,15 @@ training, both by distillation from the dense model on augmented crops of the ca
   activations, 8-bit first and last layer (the paper's quantized models are LSQ QAT).
 
 A model is built on first use (progress bar; ``python -m vpcost_utils.models.recover`` or ``make recover``
-builds them all) and cached under ``paths.models_dir()`` with its recipe's key and its thread count in the
-file name: a changed recipe rebuilds, with a message. The build trains on ``VPCOST_RUN_THREADS`` threads
-(default 1, as every run does, ``arithmetic.py``) whatever the process has, because the summation order
-follows the thread count and 800 steps are long enough to drift: the same recipe built on 2026-12-02 (thread
-counts of the teacher pass and the build not recorded) and on 2026-12-04 on one thread gave 58.6 % and
-59.4 % agreement at 224 px (docs/models.md). A model built on another count is another model: it is rebuilt,
-never reused. Provenance carries the recipe, the build's steps, time and threads, and the upstream agreement
-on the held-out photographs (``models/agreement.py``).
+builds them all) and cached under ``paths.models_dir()`` with its recipe's key, its thread count and the
+CPU's kernel set (``arithmetic.cpu_kernels``) in the file name: a changed recipe rebuilds, with a message.
+The build trains on ``VPCOST_RUN_THREADS`` threads (default 1, as every run does, ``arithmetic.py``)
+whatever the process has, because the summation order follows the thread count and the kernel set, and
+800 steps are long enough to drift: the same recipe built on one thread on an AVX-512 Xeon (2026-12-04)
+and on an AVX2-only EPYC (2026-12-07) gave 59.4 % and 58.6 % agreement at 224 px (docs/models.md). A
+model built on another count or kernel set is another model: it is rebuilt, never reused. Provenance
+carries the recipe, the build's steps, time, threads and kernel set, and the upstream agreement on the
+held-out photographs (``models/agreement.py``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from torch import nn
 
 from .. import paths
 from .._io import atomic_torch_save
-from ..arithmetic import fixed_arithmetic, run_threads
+from ..arithmetic import cpu_kernels, fixed_arithmetic, run_threads
 from ._registry import ModelEntry, SourceModel, create_model, register
 from .agreement import upstream_agreement
 from .efficientnet_lite_compressed import ARCH, DENSE, pruned_layers
@@ -52,9 +53,10 @@ RECIPES: dict[str, Recipe] = {
 
 
 def model_path(tag: str, recipe: Recipe, threads: int | None = None) -> Path:
-    """Where the model of ``tag`` built by ``recipe`` on ``threads`` (default: the runs') threads is cached."""
+    """Where the model of ``tag`` built by ``recipe`` on ``threads`` (default: the runs') threads and this CPU's
+    kernel set is cached."""
     threads = run_threads() if threads is None else threads
-    return paths.models_dir() / f"{ARCH}-{tag}-{recipe.key()}-t{threads}.pt"
+    return paths.models_dir() / f"{ARCH}-{tag}-{recipe.key()}-t{threads}-{cpu_kernels().lower()}.pt"
 
 
 def build_recovered(tag: str, recipe: Recipe | None = None, *, progress: bool = True) -> tuple[nn.Module, dict]:
@@ -66,8 +68,8 @@ def build_recovered(tag: str, recipe: Recipe | None = None, *, progress: bool = 
         return blob["module"], blob["info"]
     stale = [p for p in path.parent.glob(f"{ARCH}-{tag}-*.pt") if p != path]
     for old in stale:
-        print(f"{ARCH}/{tag}: the recipe or the thread count changed ({old.name} is another build); "
-              f"rebuilding as {path.name}")
+        print(f"{ARCH}/{tag}: the recipe, the thread count or the CPU's kernel set changed ({old.name} is another "
+              f"build); rebuilding as {path.name}")
     dense = create_model(DENSE)
     partial = paths.models_dir() / "recovery" / f"{path.stem}.partial.pt"
     start = time.time()

@@ -48,6 +48,7 @@ from torch import nn
 
 from .. import paths
 from .._io import atomic_torch_save
+from ..arithmetic import cpu_kernels
 from ..errors import SpecError
 from .agreement import normalise
 from .natural_images import calibration_crops, distillation_crops
@@ -145,9 +146,9 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 def _pool(dense: nn.Module, mean: tuple, std: tuple, recipe: Recipe) -> tuple[torch.Tensor, torch.Tensor]:
     """The augmented crops (regenerated: deterministic) and the dense model's logits on them (cached)."""
     crops = distillation_crops(recipe.pool, recipe.size, recipe.seed)
-    # the thread count too: the teacher's logits follow its summation order (see efficientnet_lite_recovered)
+    # the thread count and kernel set too: the teacher's logits follow its summation order (arithmetic.py)
     what = (f"{recipe.pool}-{recipe.size}-{recipe.seed}-{RECIPE_VERSION}-{_fingerprint(dense)}-{mean}-{std}"
-            f"-t{torch.get_num_threads()}")
+            f"-t{torch.get_num_threads()}-{cpu_kernels()}")
     tag = hashlib.sha256(what.encode()).hexdigest()[:12]
     path = paths.models_dir() / "recovery" / f"teacher-logits-{tag}.pt"
     if path.exists():
@@ -232,6 +233,7 @@ def build(recipe: Recipe, dense: nn.Module, mean: tuple, std: tuple,
     student.eval().requires_grad_(False)
     info = {"recipe": dataclasses.asdict(recipe), "recipe_key": recipe.key(), "steps": step,
             "build_seconds": round(time.time() - start, 1), "build_threads": torch.get_num_threads(),
+            "build_cpu_kernels": cpu_kernels(),
             "final_loss": float(sum(losses[-50:]) / len(losses[-50:])),
             "loss_first_50": float(sum(losses[:50]) / len(losses[:50]))}
     if pruned:
