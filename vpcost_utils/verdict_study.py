@@ -172,8 +172,21 @@ def table(output: Path, seeds: int | None = None, *, stein: tuple[float, int] | 
     records = [r for r in store.records() if r["run_id"] in wanted]
     gaps = intervals.paired_gaps(runs, families(), "acc", predictions=intervals.predictions_of(records), pilot=pilot)
     noise = list(zip(gaps["seed_sd"], gaps["test_se"], strict=True))
-    return gaps.assign(three_seed_halfwidth=[_resolvable(sd, 3, se)[0] for sd, se in noise],
+    return gaps.assign(verdict=[worded(v) for v in gaps["verdict"]],
+                       three_seed_halfwidth=[_resolvable(sd, 3, se)[0] for sd, se in noise],
                        seeds_for_3=[_cost(sd, se, 3.0) for sd, se in noise])
+
+
+def worded(verdict: str) -> str:
+    """An accuracy gap's verdict (dense minus compressed) in the study's words: which model transfers worse,
+    or how large a gap the interval rules out."""
+    if verdict == "above 0":
+        return "compressed worse"
+    if verdict == "below 0":
+        return "compressed better"
+    if verdict.startswith("within +-"):
+        return f"no gap larger than +-{verdict.removeprefix('within +-')} points"
+    return verdict
 
 
 def runs_table(output: Path, seeds: int | None = None, *, stein: tuple[float, int] | None = None,
@@ -225,7 +238,7 @@ def _runs(output: Path) -> pd.DataFrame:
     return ResultStore(output / "runs").table()
 
 
-def figure(gaps: pd.DataFrame, trace: pd.DataFrame):
+def figure(gaps: pd.DataFrame, trace: pd.DataFrame, target: float = 3.0):
     """Left: every cell's gap and 95 % interval; right: the half-width against seeds."""
     import matplotlib.pyplot as plt
 
@@ -238,7 +251,8 @@ def figure(gaps: pd.DataFrame, trace: pd.DataFrame):
     left.set_yticks(list(y), labels, fontsize=7)
     seeds = f"{int(gaps['pairs'].min())}" if gaps["pairs"].nunique() == 1 else \
         f"{int(gaps['pairs'].min())}-{int(gaps['pairs'].max())}"
-    rule = "" if (gaps["rule"] == "t").all() else f", {gaps['rule'].iloc[0]}"
+    stein = gaps.loc[gaps["rule"] != "t", "rule"]
+    rule = "" if stein.empty else f", {stein.iloc[0].replace('stein', 'Stein')} stage 2"
     left.set(xlabel="dense - compressed accuracy (points; > 0: compressed transfers worse)",
              title=f"N={gaps['shots'].iloc[0]}, ILM-VP, {seeds} seeds, 95 % intervals{rule}")
     left.grid(alpha=0.3)
@@ -246,7 +260,7 @@ def figure(gaps: pd.DataFrame, trace: pd.DataFrame):
         right.plot(part["seeds"], part["halfwidth"], marker=".", label=f"{dataset} {model.split('/')[-1]}")
     if (gaps["rule"] != "t").any():  # Stein's second stage: where each cell ended
         right.scatter(gaps["pairs"], gaps["halfwidth"], marker="*", c="k", s=40, zorder=3, label="Stein stage 2")
-    right.axhline(3, c="grey", ls="--", lw=0.8, label="+-3 points")
+    right.axhline(target, c="grey", ls="--", lw=0.8, label=f"+-{target:g} points (target)")
     right.xaxis.get_major_locator().set_params(integer=True)
     right.set(xlabel="seeds", ylabel="95 % half-width (points)", title="how the interval narrows")
     right.grid(alpha=0.3)
@@ -296,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.figure:
         Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
         trace = running(output, args.pilot if stein else None, args.shots)
-        figure(gaps, trace).savefig(args.figure, dpi=130, bbox_inches="tight")
+        figure(gaps, trace, args.stein or 3.0).savefig(args.figure, dpi=130, bbox_inches="tight")
     if args.runs_csv:
         from ._io import atomic_write_bytes
 

@@ -36,7 +36,11 @@ where the 2026-12-02 build of the same recipe had 58.6 / 59.8 % (its thread coun
 then a build trains on the runs' pinned thread count (`VPCOST_RUN_THREADS`, default 1), which is in the
 cached file's name and provenance; the other recovered rows are from builds before that pin (2026-12-03, one
 thread for the build by the log, the teacher pass's count unrecorded) and a rebuild may differ from them by
-about a point, as this one did.
+about a point, as this one did. The machine matters too: the same one-thread recipe built on 2026-12-07 on an
+AVX2-only AMD EPYC (the earlier builds ran on an AVX-512 Intel Xeon) took 23 minutes beside one other job
+and gave 58.6 / 60.9 % (the `AVX2 build` row), a different model from the same recipe. So the CPU's kernel
+set (`arithmetic.cpu_kernels`) is now in the cached file's name and provenance beside the thread count, and
+in every run record: the N=10 verdict study ran on the Xeon's build, the N=1 study on the EPYC's.
 
 | model | how | steps | build (min) | agreement 224 px (%) | KL 224 | agreement 128 px (%) | KL 128 | labelled same |
 |---|---|---:|---:|---:|---:|---:|---:|---:|
@@ -50,6 +54,7 @@ AGREEMENT_ROWS = [
     ("prune-50", "one-shot global magnitude", "-", "-", 31.64, 0.797, 12.89, 2.070, "1/3"),
     ("prune-70", "one-shot global magnitude", "-", "-", 0.0, 5.569, 0.0, 6.573, "0/3"),
     ("prune-50-recovered", "GMP 30 -> 50 % + distillation", 800, 22, 59.38, 0.290, 61.72, 0.505, "1/3"),
+    ("prune-50-recovered", "the same, AVX2 build (2026-12-07)", 800, 23, 58.59, 0.273, 60.94, 0.506, "1/3"),
     ("prune-50-reconstructed", "layer-wise OBS reconstruction 50 % + distillation", 800, 28, 48.44, 0.503, 62.89,
      0.632, "1/3"),
     ("prune-70-recovered", "GMP 30 -> 70 % + distillation", 800, 40, 43.0, 0.913, 27.7, 1.558, "1/3"),
