@@ -127,6 +127,10 @@ def test_any_budget_of_the_mini_profile_can_be_studied_and_another_is_refused(ca
     wanted = {s.run_id for sec in verdict_study.SECTIONS
               for s in grids.section_specs(sec, profiles.settings(sec, "mini", seeds=(0, 1))) if s.n_shots == 1}
     assert {s.run_id for s in one} == wanted
+    fifty = verdict_study.specs(range(2), 50)  # only what the profile runs at N=50: no int8 there
+    wanted = {s.run_id for sec in verdict_study.SECTIONS
+              for s in grids.section_specs(sec, profiles.settings(sec, "mini", seeds=(0, 1))) if s.n_shots == 50}
+    assert {s.run_id for s in fifty} == wanted and wanted and not any("int8" in s.model for s in fifty)
     with pytest.raises(SystemExit):
         verdict_study.main(["--shots", "5", "--analyse"])
     assert "--shots 5 is not a budget of the mini profile; choose one of [1, 10, 50]" in capsys.readouterr().err
