@@ -64,10 +64,10 @@ class ResultStore:
         protocol = record.get("protocol", 1)
         if protocol != PROTOCOL:
             return f"its record was made under protocol {protocol}, this code computes protocol {PROTOCOL}"
-        threads = record.get("arithmetic", {}).get("threads")
+        arithmetic = record.get("arithmetic", {})
+        threads = arithmetic.get("threads")
         if threads != run_threads():
             return f"its record was made on {threads} thread(s) per run, this process runs on {run_threads()}"
-        arithmetic = record.get("arithmetic", {})
         if not arithmetic.get("cuda_deterministic") and arithmetic.get("cpu_kernels") != cpu_kernels():
             made = arithmetic.get("cpu_kernels") or "a CPU whose kernel set it does not record"
             return f"its record was made with {made} kernels, this CPU runs {cpu_kernels()}"
@@ -129,8 +129,8 @@ class ResultStore:
             row["sparsity"] = model.get("measured_sparsity")
             row["bits"] = model.get("bits")
             row["wall_time_s"] = rec.get("env", {}).get("wall_time_s")
-            row["threads"] = rec.get("arithmetic", {}).get("threads")
-            row["cpu_kernels"] = rec.get("arithmetic", {}).get("cpu_kernels")
+            arithmetic = rec.get("arithmetic", {})
+            row["threads"], row["cpu_kernels"] = arithmetic.get("threads"), arithmetic.get("cpu_kernels")
             row["git_commit"] = rec.get("env", {}).get("git_commit")
             conv = rec.get("convergence", {})
             row.update(loss_change=conv.get("loss_change_last_tenth"),

@@ -162,14 +162,8 @@ def table(output: Path, seeds: int | None = None, *, stein: tuple[float, int] | 
 
     store = ResultStore(output / "runs")
     runs = store.table()
-    pilot = None
-    if stein is None:
-        k = finished_seeds(runs, shots) if seeds is None else seeds
-        wanted = {s.run_id for s in specs(range(k), shots)}
-    else:
-        plan = stein_plan(output, stein[0], stein[1], 10 ** 6, shots)
-        wanted = {s.run_id for s in stein_specs(plan, shots)}
-        pilot = stein[1]
+    wanted = _wanted(output, runs, seeds, stein, shots)
+    pilot = None if stein is None else stein[1]
     runs = runs[runs["run_id"].isin(wanted)]
     records = [r for r in store.records() if r["run_id"] in wanted]
     gaps = intervals.paired_gaps(runs, families(), "acc", predictions=intervals.predictions_of(records), pilot=pilot)
@@ -177,6 +171,16 @@ def table(output: Path, seeds: int | None = None, *, stein: tuple[float, int] | 
     return gaps.assign(verdict=[worded(v) for v in gaps["verdict"]],
                        three_seed_halfwidth=[_resolvable(sd, 3, se)[0] for sd, se in noise],
                        seeds_for_3=[_cost(sd, se, 3.0) for sd, se in noise])
+
+
+def _wanted(output: Path, runs: pd.DataFrame, seeds: int | None, stein: tuple[float, int] | None,
+            shots: int) -> set[str]:
+    """The run ids a table covers: the first ``seeds`` seeds (default: all finished), or Stein's stage 2."""
+    if stein is None:
+        k = finished_seeds(runs, shots) if seeds is None else seeds
+        return {s.run_id for s in specs(range(k), shots)}
+    plan = stein_plan(output, stein[0], stein[1], 10 ** 6, shots)
+    return {s.run_id for s in stein_specs(plan, shots)}
 
 
 def worded(verdict: str) -> str:
@@ -197,13 +201,7 @@ def runs_table(output: Path, seeds: int | None = None, *, stein: tuple[float, in
     from .store import ResultStore
 
     runs = ResultStore(output / "runs").table()
-    if stein is None:
-        k = finished_seeds(runs, shots) if seeds is None else seeds
-        wanted = {s.run_id for s in specs(range(k), shots)}
-    else:
-        plan = stein_plan(output, stein[0], stein[1], 10 ** 6, shots)
-        wanted = {s.run_id for s in stein_specs(plan, shots)}
-    runs = runs[runs["run_id"].isin(wanted)]
+    runs = runs[runs["run_id"].isin(_wanted(output, runs, seeds, stein, shots))]
     columns = ["run_id", "dataset", "model", "seed", "n_shots", "epochs", "acc", "ece", "wall_time_s", "threads",
                "mapping_changes", "settled", "git_commit"]
     return runs[columns].sort_values(["seed", "dataset", "model"]).reset_index(drop=True)
