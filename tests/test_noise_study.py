@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vpcost_utils import metrics, noise_study
-from vpcost_utils.arithmetic import cpu_kernels
+from vpcost_utils.arithmetic import arithmetic_block
 from vpcost_utils.config import PROTOCOL
 from vpcost_utils.store import ResultStore
 
@@ -36,7 +36,7 @@ def _write(store, spec, acc, threads=1):
     hits[: int(round(acc * 2))] = True
     logits[torch.arange(200), torch.where(hits, labels, (labels + 1) % 10)] = 5.0
     record = {"run_id": spec.run_id, "protocol": PROTOCOL,
-              "arithmetic": {"threads": threads, "cpu_kernels": cpu_kernels()},
+              "arithmetic": arithmetic_block(threads),
               "spec": spec.to_dict(), "metrics": {"acc": 100 * hits.double().mean().item(), "ece": 0.1},
               "convergence": {"loss_change_last_tenth": -0.01, "mapping_changes_last_quarter": 0, "settled": True},
               "test_predictions": metrics.encode_predictions(logits, labels), "env": {"wall_time_s": 10.0}}

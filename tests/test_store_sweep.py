@@ -3,12 +3,12 @@ import json
 import pytest
 
 from vpcost_utils import runs, sweep
-from vpcost_utils.arithmetic import cpu_kernels
+from vpcost_utils.arithmetic import arithmetic_block
 from vpcost_utils.config import PROTOCOL, RunSpec
 from vpcost_utils.store import ResultStore
 
 # what runs.execute stamps on every record: without it a record is stale (made by older code) and is redone
-STAMP = {"protocol": PROTOCOL, "arithmetic": {"threads": 1, "cpu_kernels": cpu_kernels()}}
+STAMP = {"protocol": PROTOCOL, "arithmetic": arithmetic_block(1)}
 
 
 def _fake_execute(calls, fail_on=(), interrupt_on=()):

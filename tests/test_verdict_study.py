@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from vpcost_utils import grids, profiles, verdict_study
-from vpcost_utils.arithmetic import cpu_kernels
+from vpcost_utils.arithmetic import arithmetic_block
 
 
 def test_the_study_runs_the_mini_profiles_own_n10_runs_seed_by_seed():
@@ -61,7 +61,7 @@ def _write(store, spec, acc):
     logits = torch.zeros(200, 10)
     logits[torch.arange(200), torch.where(hits, labels, (labels + 1) % 10)] = 5.0
     store.write({"run_id": spec.run_id, "protocol": PROTOCOL,
-                 "arithmetic": {"threads": 1, "cpu_kernels": cpu_kernels()}, "spec": spec.to_dict(),
+                 "arithmetic": arithmetic_block(1), "spec": spec.to_dict(),
                  "metrics": {"acc": 100 * hits.double().mean().item(), "ece": 0.1},
                  "test_predictions": metrics.encode_predictions(logits, labels),
                  "env": {"wall_time_s": 10.0, "git_commit": "abc"}})
@@ -83,7 +83,7 @@ def test_the_analysis_and_the_kept_run_table_use_the_same_finished_seeds(tmp_pat
     assert verdict_study.main(["--output", str(tmp_path), "--analyse", "--runs-csv", str(csv)]) == 0
     kept = pd.read_csv(csv)
     assert len(kept) == 3 * 8 and set(kept["seed"]) == {0, 1, 2} and extra[0].run_id not in set(kept["run_id"])
-    assert (kept["git_commit"] == "abc").all()
+    assert (kept["git_commit"] == "abc").all() and (kept["cpu_kernels"] == arithmetic_block(1)["cpu_kernels"]).all()
     dense = kept[kept["model"].str.endswith("/dense")].set_index(["dataset", "seed"])["acc"]
     for r in table.itertuples():  # the kept table alone gives back every cell's gap
         comp = kept[kept["model"] == r.model].set_index(["dataset", "seed"])["acc"]
@@ -119,6 +119,8 @@ def test_steins_second_stage_gives_each_cell_the_seeds_its_pilot_sd_asks_for(tmp
     assert (second["rule"] == "stein(n0=3)").all() and second["seed_sd"].to_numpy() == pytest.approx(4.0)
     for r in second.itertuples():
         assert r.pairs == plan[(r.model, r.dataset, "10")] and r.halfwidth <= 8.0
+    kept = verdict_study.runs_table(tmp_path, stein=(8.0, 3))  # the kept table holds exactly the stage's runs
+    assert set(kept["run_id"]) == {s.run_id for s in wanted}
 
 
 def test_any_budget_of_the_mini_profile_can_be_studied_and_another_is_refused(capsys):

@@ -16,7 +16,7 @@ SWEEP = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
     from vpcost_utils import runs, sweep
-    from vpcost_utils.arithmetic import cpu_kernels
+    from vpcost_utils.arithmetic import arithmetic_block
     from vpcost_utils.config import PROTOCOL
     from vpcost_utils.store import ResultStore
 
@@ -26,7 +26,7 @@ SWEEP = textwrap.dedent("""
         with open(log, "a") as f:
             f.write(f"{spec.run_id} {os.getpid()}\\n")
         time.sleep(0.4)
-        return {"run_id": spec.run_id, "protocol": PROTOCOL, "arithmetic": {"threads": 1, "cpu_kernels": cpu_kernels()},
+        return {"run_id": spec.run_id, "protocol": PROTOCOL, "arithmetic": arithmetic_block(1),
                 "spec": spec.to_dict(), "metrics": {"acc": 1.0}, "env": {"wall_time_s": 0.4}}
 
     runs.execute = execute
@@ -87,7 +87,7 @@ def test_the_process_runner_waits_for_a_busy_run_and_takes_it_over(tmp_path, mon
     import concurrent.futures as cf
 
     from vpcost_utils import runs, sweep
-    from vpcost_utils.arithmetic import cpu_kernels
+    from vpcost_utils.arithmetic import arithmetic_block
     from vpcost_utils.config import PROTOCOL
 
     class InProcessPool(cf.ThreadPoolExecutor):  # the pool's logic, in threads, so the fake run below applies
@@ -98,7 +98,7 @@ def test_the_process_runner_waits_for_a_busy_run_and_takes_it_over(tmp_path, mon
 
     def execute(spec, *, device=None, progress=True, checkpoint=None):
         ran.append((spec.seed, time.time()))
-        return {"run_id": spec.run_id, "protocol": PROTOCOL, "arithmetic": {"threads": 1, "cpu_kernels": cpu_kernels()},
+        return {"run_id": spec.run_id, "protocol": PROTOCOL, "arithmetic": arithmetic_block(1),
                 "spec": spec.to_dict(), "metrics": {"acc": 1.0}, "env": {"wall_time_s": 0.0}}
 
     monkeypatch.setattr(cf, "ProcessPoolExecutor", InProcessPool)

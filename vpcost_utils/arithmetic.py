@@ -36,6 +36,12 @@ def cpu_kernels() -> str:
     return torch.backends.cpu.get_cpu_capability()
 
 
+def arithmetic_block(threads: int, device_type: str = "cpu") -> dict[str, Any]:
+    """The ``arithmetic`` block of a run's record: its threads and, on a CPU, its kernel set."""
+    return {"threads": threads, "cuda_deterministic": device_type == "cuda",
+            "cpu_kernels": cpu_kernels() if device_type == "cpu" else None}
+
+
 def run_threads() -> int:
     """Intra-op threads every run trains on: ``VPCOST_RUN_THREADS``, default 1."""
     raw = os.environ.get(THREADS_ENV, "1")
@@ -63,8 +69,7 @@ def fixed_arithmetic(device: str | torch.device) -> Iterator[dict[str, Any]]:
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
         torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        yield {"threads": threads, "cuda_deterministic": device.type == "cuda",
-               "cpu_kernels": cpu_kernels() if device.type == "cpu" else None}
+        yield arithmetic_block(threads, device.type)
     finally:
         torch.set_num_threads(before)
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn

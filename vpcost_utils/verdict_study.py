@@ -97,19 +97,24 @@ def stein_plan(output: Path, halfwidth: float, pilot: int, max_seeds: int,
     The pilot is this study's own clock-stopped fixed design, so its seed sd is independent of anything the
     stopping saw; the rule reads only that sd (and the test set's variance), never the gaps' mean.
     """
-    from . import intervals
-    from .sequential import Target, check_budget, seed_plan, seeds_needed
     from .store import ResultStore
 
     store = ResultStore(output / "runs")
-    runs = store.table()
+    return _stein_plan(store.table(), list(store.records()), halfwidth, pilot, max_seeds, shots)
+
+
+def _stein_plan(runs: pd.DataFrame, records: list[dict], halfwidth: float, pilot: int, max_seeds: int,
+                shots: int) -> dict[tuple[str, str, str], int]:
+    from . import intervals
+    from .sequential import Target, check_budget, seed_plan, seeds_needed
+
     have = finished_seeds(runs, shots)
     if have < pilot:
         raise SystemExit(f"the pilot needs seeds 0..{pilot - 1} finished in every cell; {have} are: "
                          f"run the fixed design first (--hours)")
     wanted = {s.run_id for s in specs(range(pilot), shots)}
     runs = runs[runs["run_id"].isin(wanted)].assign(shots=str(shots))
-    preds = intervals.predictions_of([r for r in store.records() if r["run_id"] in wanted])
+    preds = intervals.predictions_of([r for r in records if r["run_id"] in wanted])
     target, plan = Target(halfwidth, max_seeds, pilot), {}
     for dense, compressed in families().values():
         needed = seeds_needed(runs, preds, dense, compressed, target)
@@ -161,11 +166,11 @@ def table(output: Path, seeds: int | None = None, *, stein: tuple[float, int] | 
     from .store import ResultStore
 
     store = ResultStore(output / "runs")
-    runs = store.table()
-    wanted = _wanted(output, runs, seeds, stein, shots)
+    runs, records = store.table(), list(store.records())
+    wanted = _wanted(runs, records, seeds, stein, shots)
     pilot = None if stein is None else stein[1]
     runs = runs[runs["run_id"].isin(wanted)]
-    records = [r for r in store.records() if r["run_id"] in wanted]
+    records = [r for r in records if r["run_id"] in wanted]
     gaps = intervals.paired_gaps(runs, families(), "acc", predictions=intervals.predictions_of(records), pilot=pilot)
     noise = list(zip(gaps["seed_sd"], gaps["test_se"], strict=True))
     return gaps.assign(verdict=[worded(v) for v in gaps["verdict"]],
@@ -173,13 +178,13 @@ def table(output: Path, seeds: int | None = None, *, stein: tuple[float, int] | 
                        seeds_for_3=[_cost(sd, se, 3.0) for sd, se in noise])
 
 
-def _wanted(output: Path, runs: pd.DataFrame, seeds: int | None, stein: tuple[float, int] | None,
+def _wanted(runs: pd.DataFrame, records: list[dict], seeds: int | None, stein: tuple[float, int] | None,
             shots: int) -> set[str]:
     """The run ids a table covers: the first ``seeds`` seeds (default: all finished), or Stein's stage 2."""
     if stein is None:
         k = finished_seeds(runs, shots) if seeds is None else seeds
         return {s.run_id for s in specs(range(k), shots)}
-    plan = stein_plan(output, stein[0], stein[1], 10 ** 6, shots)
+    plan = _stein_plan(runs, records, stein[0], stein[1], 10 ** 6, shots)
     return {s.run_id for s in stein_specs(plan, shots)}
 
 
@@ -200,10 +205,12 @@ def runs_table(output: Path, seeds: int | None = None, *, stein: tuple[float, in
     """One row per run behind ``table`` (its seeds): what docs keep, since the records' directory may not last."""
     from .store import ResultStore
 
-    runs = ResultStore(output / "runs").table()
-    runs = runs[runs["run_id"].isin(_wanted(output, runs, seeds, stein, shots))]
+    store = ResultStore(output / "runs")
+    runs = store.table()
+    records = list(store.records()) if stein is not None else []  # only Stein's plan reads the predictions
+    runs = runs[runs["run_id"].isin(_wanted(runs, records, seeds, stein, shots))]
     columns = ["run_id", "dataset", "model", "seed", "n_shots", "epochs", "acc", "ece", "wall_time_s", "threads",
-               "mapping_changes", "settled", "git_commit"]
+               "mapping_changes", "settled", "cpu_kernels", "git_commit"]
     return runs[columns].sort_values(["seed", "dataset", "model"]).reset_index(drop=True)
 
 

@@ -38,7 +38,7 @@ from ..arithmetic import cpu_kernels, fixed_arithmetic, run_threads
 from ._registry import ModelEntry, SourceModel, create_model, register
 from .agreement import upstream_agreement
 from .efficientnet_lite_compressed import ARCH, DENSE, pruned_layers
-from .recovery import Recipe, build
+from .recovery import PRUNE_METHODS, Recipe, build
 
 RECIPES: dict[str, Recipe] = {
     "prune-50-recovered": Recipe("sparse", sparsity=0.5),
@@ -112,8 +112,7 @@ def _register() -> None:
                   source=f"distilled here from {DENSE} (models/recovery.py)")
     for tag, recipe in RECIPES.items():
         if recipe.kind == "sparse":
-            how = {"gmp": ("gmp-distill", "gradual magnitude pruning"),
-                   "reconstruct": ("obs-distill", "layer-wise OBS reconstruction pruning")}[recipe.prune]
+            how = PRUNE_METHODS[recipe.prune]
             register(ModelEntry(f"{ARCH}/{tag}", compression="unstructured", method=how[0],
                                 sparsity=recipe.sparsity, loader=_loader(tag), unbuilt=_unbuilt(tag),
                                 notes=f"{how[1]} + distillation on photograph crops", **common))

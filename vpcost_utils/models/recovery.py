@@ -57,7 +57,11 @@ from .prune import _keep_masks, measure_sparsity
 RECIPE_VERSION = 1
 SPARSITIES = (0.5, 0.7, 0.9)
 BIT_WIDTHS = ((4, 8), (4, 4), (3, 3), (2, 2))  # (weights, activations) of the inner layers
-PRUNE_METHODS = ("gmp", "reconstruct")
+#: pruning rule -> (the registry's method tag, how the registry's notes name it)
+PRUNE_METHODS: dict[str, tuple[str, str]] = {
+    "gmp": ("gmp-distill", "gradual magnitude pruning"),
+    "reconstruct": ("obs-distill", "layer-wise OBS reconstruction pruning"),
+}
 _LATER_FIELDS = {"prune": "gmp"}  # fields added after RECIPE_VERSION 1, with their default
 RECONSTRUCT_CROPS = 256  # calibration crops for the layer-wise Hessians: 512 (or augmented ones) did no better
 
@@ -88,7 +92,7 @@ class Recipe:
             if self.sparsity not in SPARSITIES:
                 raise SpecError(f"recovered sparsity {self.sparsity!r} is not supported; choose one of {SPARSITIES}")
             if self.prune not in PRUNE_METHODS:
-                raise SpecError(f"unknown pruning method {self.prune!r}; choose one of {PRUNE_METHODS}")
+                raise SpecError(f"unknown pruning method {self.prune!r}; choose one of {tuple(PRUNE_METHODS)}")
         elif self.kind == "quant":
             if (self.weight_bits, self.act_bits) not in BIT_WIDTHS:
                 raise SpecError(f"recovered bit widths W{self.weight_bits}A{self.act_bits} are not supported; "
