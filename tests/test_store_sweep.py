@@ -66,3 +66,29 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     assert store.has(specs[0]) and store.has(specs[2]) and not store.has(specs[1])
     result = sweep.run_grid(specs, store, progress=False, on_error="record")
     assert result.ran == 0 and len(result.failures) == 1
+
+
+def test_the_pool_builds_an_unbuilt_model_once_and_trains_ready_models_meanwhile(monkeypatch):
+    import dataclasses
+
+    from vpcost_utils import models
+
+    built = {"smallcnn/prune-80": False}
+    real = models.get_entry
+
+    def get_entry(name):
+        entry = real(name)
+        if name in built:  # a model that its first run builds (as a recovered model is)
+            return dataclasses.replace(entry, unbuilt=lambda: None if built[name] else "not built yet")
+        return entry
+
+    monkeypatch.setattr(models, "get_entry", get_entry)
+    specs = [RunSpec(m, "digits", seed=s) for m in ("smallcnn/dense", "smallcnn/prune-80", "smallcnn/prune-90")
+             for s in range(3)]
+    order = sweep.build_first(specs)
+    assert sorted(s.run_id for s in order) == sorted(s.run_id for s in specs)
+    # one run of the unbuilt model first, its other runs last: no second worker starts a second build
+    assert [(s.model, s.seed) for s in order[:1] + order[-2:]] == [("smallcnn/prune-80", 0), ("smallcnn/prune-80", 1),
+                                                                   ("smallcnn/prune-80", 2)]
+    built["smallcnn/prune-80"] = True
+    assert sweep.build_first(specs) == specs  # nothing to build: the order is the grid's

@@ -121,6 +121,35 @@ def run_grid(specs: Sequence[RunSpec], store: ResultStore, *, runner: str = "ser
     return result
 
 
+def build_first(specs: Sequence[RunSpec]) -> list[RunSpec]:
+    """``specs`` reordered so that a model still to be built (a recovered model's first use) is built once.
+
+    The pool hands out runs in order; two workers starting two runs of an unbuilt model would each build it
+    (about 25 min on a core, the same file twice). So one run of each such model goes first and the model's
+    other runs go last: one worker builds while the other trains on models that are ready.
+    """
+    from .models import get_entry
+
+    def unbuilt(model: str) -> bool:
+        try:
+            entry = get_entry(model)
+        except VpcostError:
+            return False
+        return entry.unbuilt is not None and entry.unbuilt() is not None
+
+    waiting = {spec.model for spec in specs if unbuilt(spec.model)}
+    first, ready, last, started = [], [], [], set()
+    for spec in specs:
+        if spec.model not in waiting:
+            ready.append(spec)
+        elif spec.model in started:
+            last.append(spec)
+        else:
+            first.append(spec)
+            started.add(spec.model)
+    return first + ready + last
+
+
 def process_workers() -> int:
     """Worker processes of the ``"processes"`` runner: ``VPCOST_WORKERS``, else one per two cores (at least 1)."""
     if "VPCOST_WORKERS" in os.environ:
@@ -167,6 +196,7 @@ def _run_processes(todo: list[RunSpec], store: ResultStore, device: str | None, 
 
     if not todo:
         return [], []
+    todo = build_first(todo)
     workers = min(process_workers(), len(todo))
     threads = max(1, (os.cpu_count() or 1) // workers)
     failures, outcomes = [], []
