@@ -49,12 +49,29 @@ def table() -> pd.DataFrame:
     ("resnet50/dense", "dense", 0.0, 100.0, 32),
     ("clip_vit_l14_336/upop-4x", "upop", 75.0, 25.0, 32),
     ("resnet18/gmp", "gmp", None, None, 32),
+    ("efficientnet_lite0/prune-50-recovered", "prune", 50.0, 50.0, 32),
+    ("efficientnet_lite0/prune-50-reconstructed", "prune", 50.0, 50.0, 32),
+    ("efficientnet_lite0/w4a8-recovered", "quant", 0.0, 100.0, 4),
+    ("efficientnet_lite0/int8-tflite", "quant", 0.0, 100.0, 8),
 ])
 def test_compression_level_parses_names(name, kind, sparsity, remaining, bits):
     level = plots.compression_level(name)
     assert level["kind"] == kind and level["bits"] == bits
     assert level["sparsity"] == (pytest.approx(sparsity) if sparsity is not None else None)
     assert level["remaining"] == (pytest.approx(remaining) if remaining is not None else None)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "mini", "quick", "paper"])
+def test_every_model_a_profile_plots_has_a_level(profile):
+    # the mini profile's calibration notebook failed on `prune-50-recovered` until the name rule knew it
+    from vpcost_utils import profiles
+
+    families = {**profiles.SPARSE_FAMILIES[profile], **profiles.QUANT_FAMILIES[profile]}
+    for dense, compressed in families.values():
+        assert plots.compression_level(dense)["kind"] == "dense"
+        for name in compressed:
+            level = plots.compression_level(name)
+            assert level["kind"] != "dense" and (level["bits"] < 32 or level["sparsity"] != 0.0), name
 
 
 def test_compression_level_rejects_unknown_tags():

@@ -44,8 +44,11 @@ FAMILY_TITLES = {"lt": "LT (IMP)", "acdc": "AC/DC", "rigl": "RigL", "gmp-r18": "
                  "gmp-r34": "GMP ResNet-34", "deit_tiny": "DeiT-T", "swin_tiny": "Swin-T", "smallcnn": "SmallCNN"}
 _DENSE_TAGS = ("dense", "dense-v1", "fp32", "timm", "openai", "upop-coco", "base")
 _SPARSE_KINDS = {"acdc": "AC/DC", "rigl": "RigL", "prune": "Pruned", "gmp": "GMP"}
-_TAG_FORMS = (*_DENSE_TAGS, "lt-<remaining %>", "acdc-<sparsity %>", "rigl-<sparsity %>", "prune-<sparsity %>[-bn]",
-              "gmp", "w<bits>a<bits>", "int<bits>-tflite", "upop-<factor>x")
+# How a model built here from a dense one says how it was made, after its level (models/efficientnet_lite_recovered.py)
+_RECIPE = r"(?:-bn|-recovered|-reconstructed)?"
+_TAG_FORMS = (*_DENSE_TAGS, "lt-<remaining %>", "acdc-<sparsity %>", "rigl-<sparsity %>",
+              "prune-<sparsity %>[-bn|-recovered|-reconstructed]", "gmp", "w<bits>a<bits>[-recovered]",
+              "int<bits>-tflite", "upop-<factor>x")
 _METHOD_STYLE = {"ilm": ("-", "o"), "flm": ("--", "s"), "rlm": (":", "^"), "vp": ("--", "s"), "ilm-vp": ("-", "o"),
                  "max": ("-", "o"), "mean": ("--", "s")}
 _PANEL = (3.4, 2.7)  # inches per panel: readable at notebook width with 4 columns
@@ -68,10 +71,10 @@ def compression_level(model_name: str) -> dict[str, Any]:
     if m := re.fullmatch(r"lt-(\d+(?:\.\d+)?)", tag):
         remaining = float(m.group(1))
         return {"kind": "lt", "sparsity": round(100 - remaining, 6), "remaining": remaining, "bits": 32}
-    if m := re.fullmatch(r"(acdc|rigl|prune|gmp)-(\d+(?:\.\d+)?)(?:-bn)?", tag):
+    if m := re.fullmatch(r"(acdc|rigl|prune|gmp)-(\d+(?:\.\d+)?)" + _RECIPE, tag):
         sparsity = float(m.group(2))
         return {"kind": m.group(1), "sparsity": sparsity, "remaining": round(100 - sparsity, 6), "bits": 32}
-    if m := re.fullmatch(r"w(\d+)a(\d+)|int(\d+)-tflite", tag):
+    if m := re.fullmatch(r"w(\d+)a(\d+)" + _RECIPE + r"|int(\d+)-tflite", tag):
         bits = int(m.group(1) or m.group(3))
         return {"kind": "quant", "sparsity": 0.0, "remaining": 100.0, "bits": bits}
     if m := re.fullmatch(r"upop-(\d+(?:\.\d+)?)x", tag):
