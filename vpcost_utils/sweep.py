@@ -137,7 +137,7 @@ def build_first(specs: Sequence[RunSpec]) -> list[RunSpec]:
             return False
         return entry.unbuilt is not None and entry.unbuilt() is not None
 
-    waiting = {spec.model for spec in specs if unbuilt(spec.model)}
+    waiting = {model for model in {spec.model for spec in specs} if unbuilt(model)}  # one look per model
     first, ready, last, started = [], [], [], set()
     for spec in specs:
         if spec.model not in waiting:

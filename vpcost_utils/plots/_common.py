@@ -45,10 +45,12 @@ FAMILY_TITLES = {"lt": "LT (IMP)", "acdc": "AC/DC", "rigl": "RigL", "gmp-r18": "
 _DENSE_TAGS = ("dense", "dense-v1", "fp32", "timm", "openai", "upop-coco", "base")
 _SPARSE_KINDS = {"acdc": "AC/DC", "rigl": "RigL", "prune": "Pruned", "gmp": "GMP"}
 # How a model built here from a dense one says how it was made, after its level (models/efficientnet_lite_recovered.py)
-_RECIPE = r"(?:-bn|-recovered|-reconstructed)?"
+_SUFFIXES = ("bn", "recovered", "reconstructed")
+_RECIPE = "(?:-(?:" + "|".join(_SUFFIXES) + "))?"
+_SUFFIX_FORM = "[" + "|".join(f"-{x}" for x in _SUFFIXES) + "]"
 _TAG_FORMS = (*_DENSE_TAGS, "lt-<remaining %>", "acdc-<sparsity %>", "rigl-<sparsity %>",
-              "prune-<sparsity %>[-bn|-recovered|-reconstructed]", "gmp", "w<bits>a<bits>[-recovered]",
-              "int<bits>-tflite", "upop-<factor>x")
+              f"prune-<sparsity %>{_SUFFIX_FORM}", "gmp", f"w<bits>a<bits>{_SUFFIX_FORM}", "int<bits>-tflite",
+              "upop-<factor>x")
 _METHOD_STYLE = {"ilm": ("-", "o"), "flm": ("--", "s"), "rlm": (":", "^"), "vp": ("--", "s"), "ilm-vp": ("-", "o"),
                  "max": ("-", "o"), "mean": ("--", "s")}
 _PANEL = (3.4, 2.7)  # inches per panel: readable at notebook width with 4 columns
