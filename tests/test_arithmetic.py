@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 
 import pytest
 import torch
@@ -44,11 +45,15 @@ def test_one_spec_gives_bit_identical_records_on_every_runner_and_thread_count(t
         torch.set_num_threads(before)
     assert seen_threads == [1, 1]
     monkeypatch.setenv("VPCOST_WORKERS", "2")
+    monkeypatch.setenv("VPCOST_MALLOC", "default")  # the workers keep glibc's malloc settings: nothing computed moves
     store = ResultStore(tmp_path / "processes")
     run_grid([SPEC, SPEC.replace(seed=4)], store, runner="processes", progress=False)
     records["process pool, 2 workers"] = _record(store)
     first = next(iter(records.values()))
     assert first["arithmetic"]["threads"] == 1 and first["protocol"] == PROTOCOL
+    if platform.libc_ver()[0] == "glibc":
+        assert first["env"]["malloc"].startswith("glibc: mmap_max=0")
+        assert records["process pool, 2 workers"]["env"]["malloc"] == "glibc: defaults"
     for name, record in records.items():
         for key in SAME:
             assert record[key] == first[key], (name, key)

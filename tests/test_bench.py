@@ -42,7 +42,8 @@ def test_quick_bench_prints_parseable_lines_whose_ratios_are_their_quotients(cap
                 "channels_last forward+backward ratio", "BatchNorm folded forward ratio",
                 "bf16 autocast forward ratio", "whole run speedup vs reference protocol ratio",
                 "whole run speedup without BatchNorm folding vs reference protocol ratio",
-                "packing 1-shot (2 runs x batch 8) speedup ratio", "packing 10-shot (2 runs x batch 32) speedup ratio"}
+                "packing 1-shot (2 runs x batch 8) speedup ratio", "packing 10-shot (2 runs x batch 32) speedup ratio",
+                "malloc keep vs default wall s ratio", "malloc keep vs default minor page faults ratio"}
     assert expected <= set(ratios)
     for name, (num, den) in ratios.items():
         assert values[name] == pytest.approx(values[num] / values[den], rel=1e-4), name

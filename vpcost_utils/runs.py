@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from . import rehearsal
+from .allocator import keep_freed_memory
 from .arithmetic import fixed_arithmetic
 from .config import PROTOCOL, RunSpec
 from .store import ResultStore
@@ -56,6 +57,7 @@ def execute(spec: RunSpec, *, device: str | torch.device | None = None, progress
     """Run ``spec`` and return its full record, without writing it. ``checkpoint``: where the loop saves the run's
     state mid-run and resumes from (``checkpoint.py``, ``loop.run_epochs``)."""
     device = device or default_device()
+    malloc = keep_freed_memory()  # where memory lives, not what is computed: recorded in env, not in the identity
     start = time.time()
     with fixed_arithmetic(device) as arithmetic:
         if spec.task == "vp":
@@ -71,7 +73,8 @@ def execute(spec: RunSpec, *, device: str | torch.device | None = None, progress
 
             body = run_crossmodal(spec, device=device, progress=progress, checkpoint=checkpoint)
         env = environment(device)
-    env.update(wall_time_s=round(time.time() - start, 3), finished=datetime.now(timezone.utc).isoformat())
+    env.update(malloc=malloc, wall_time_s=round(time.time() - start, 3),
+               finished=datetime.now(timezone.utc).isoformat())
     arithmetic["precision"] = body.get("runtime", {}).get("precision")
     record = {"run_id": spec.run_id, "protocol": PROTOCOL, "spec": spec.to_dict(), **body,
               "arithmetic": arithmetic, "env": env}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,12 +116,13 @@ class ResultStore:
         for path in sorted(self.root.glob("*.json")):
             yield json.loads(path.read_text())
 
-    def table(self) -> Any:
-        """One row per run: the spec's fields, the scalar metrics, and provenance columns."""
+    def table(self, records: Iterable[dict[str, Any]] | None = None) -> Any:
+        """One row per run: the spec's fields, the scalar metrics, and provenance columns. ``records``: already
+        read ones (from ``records()``), so a caller that needs both reads each file once."""
         import pandas as pd
 
         rows = []
-        for rec in self.records():
+        for rec in self.records() if records is None else records:
             row: dict[str, Any] = {"run_id": rec["run_id"], **rec["spec"]}
             row.update({k: v for k, v in rec["metrics"].items() if not isinstance(v, (list, dict))})
             model = rec.get("model", {})

@@ -97,10 +97,7 @@ def stein_plan(output: Path, halfwidth: float, pilot: int, max_seeds: int,
     The pilot is this study's own clock-stopped fixed design, so its seed sd is independent of anything the
     stopping saw; the rule reads only that sd (and the test set's variance), never the gaps' mean.
     """
-    from .store import ResultStore
-
-    store = ResultStore(output / "runs")
-    return _stein_plan(store.table(), list(store.records()), halfwidth, pilot, max_seeds, shots)
+    return _stein_plan(*_load(output), halfwidth, pilot, max_seeds, shots)
 
 
 def _stein_plan(runs: pd.DataFrame, records: list[dict], halfwidth: float, pilot: int, max_seeds: int,
@@ -162,11 +159,22 @@ def table(output: Path, seeds: int | None = None, *, stein: tuple[float, int] | 
     ``stein=(H, n0)``: the second stage's table instead: each cell over the seeds Stein's rule gave it, its
     interval Stein's (the first ``n0`` seeds' sd and t); ``seeds`` is then ignored.
     """
-    from . import intervals
+    return _table(*_load(output), seeds, stein, shots)
+
+
+def _load(output: Path) -> tuple[pd.DataFrame, list[dict]]:
+    """The study's run table and its records, each record file read once."""
     from .store import ResultStore
 
     store = ResultStore(output / "runs")
-    runs, records = store.table(), list(store.records())
+    records = list(store.records())
+    return store.table(records), records
+
+
+def _table(runs: pd.DataFrame, records: list[dict], seeds: int | None, stein: tuple[float, int] | None,
+           shots: int) -> pd.DataFrame:
+    from . import intervals
+
     wanted = _wanted(runs, records, seeds, stein, shots)
     pilot = None if stein is None else stein[1]
     runs = runs[runs["run_id"].isin(wanted)]
@@ -203,11 +211,7 @@ def worded(verdict: str) -> str:
 def runs_table(output: Path, seeds: int | None = None, *, stein: tuple[float, int] | None = None,
                shots: int = SHOTS) -> pd.DataFrame:
     """One row per run behind ``table`` (its seeds): what docs keep, since the records' directory may not last."""
-    from .store import ResultStore
-
-    store = ResultStore(output / "runs")
-    runs = store.table()
-    records = list(store.records()) if stein is not None else []  # only Stein's plan reads the predictions
+    runs, records = _load(output)
     runs = runs[runs["run_id"].isin(_wanted(runs, records, seeds, stein, shots))]
     columns = ["run_id", "dataset", "model", "seed", "n_shots", "epochs", "acc", "ece", "wall_time_s", "threads",
                "mapping_changes", "settled", "cpu_kernels", "git_commit"]
@@ -231,18 +235,13 @@ def _cost(sd: float, test_se: float, halfwidth: float) -> int | None:
 def running(output: Path, upto: int | None = None, shots: int = SHOTS) -> pd.DataFrame:
     """The interval of every cell after each finished seed count from 3 on (how the width falls with seeds)."""
     rows = []
-    k = finished_seeds(_runs(output), shots)
+    runs, records = _load(output)
+    k = finished_seeds(runs, shots)
     k = k if upto is None else min(k, upto)
     for n in range(3, k + 1):
-        part = table(output, n, shots=shots)
+        part = _table(runs, records, n, None, shots)
         rows.append(part.assign(seeds=n)[["seeds", "dataset", "model", "gap", "gap_low", "gap_high", "halfwidth"]])
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
-
-
-def _runs(output: Path) -> pd.DataFrame:
-    from .store import ResultStore
-
-    return ResultStore(output / "runs").table()
 
 
 def figure(gaps: pd.DataFrame, trace: pd.DataFrame, target: float = 3.0):

@@ -23,6 +23,9 @@ of two lines printed just before it); lines starting with ``#`` say what was mea
    ``run_vp`` folds BatchNorm into the convs of non-quantized backbones (``models.fold``); with
    ``--fold-bn`` (on) a third loop times ours without that folding, for comparison.
 4. ``--packing``: K runs' prompted batches in one backbone forward+backward vs K separate steps.
+5. The allocator: the same epochs of mapping and training (N=50, the mini profile's batch of 32) in a fresh
+   process under glibc's malloc defaults and with freed memory kept (``allocator.py``, our default): wall,
+   system time, minor page faults and peak RSS of each, and their ratios.
 
 Images are random uint8 tensors (the speed of a frozen network does not depend on what it sees);
 the default backbone is a randomly initialised ResNet-18 at a 224 canvas with 32-px inputs.
@@ -34,12 +37,14 @@ import argparse
 
 import torch
 
+from .allocator import allocator_lines
 from .common import emit, load_model, note
 from .packing import packing_lines
 from .phases import phase_lines, switch_lines
 from .whole_run import final_accuracies, whole_run_lines
 
-__all__ = ["final_accuracies", "main", "packing_lines", "phase_lines", "switch_lines", "whole_run_lines"]
+__all__ = ["allocator_lines", "final_accuracies", "main", "packing_lines", "phase_lines", "switch_lines",
+           "whole_run_lines"]
 
 
 def header(device: torch.device) -> None:
@@ -65,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--packing", action=argparse.BooleanOptionalAction, default=True,
                         help="the few-shot packing experiment (on)")
     parser.add_argument("--packing-runs", type=int, default=None, help="runs stepped together (4; quick 2)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["phases", "switches", "whole-run", "packing"])
+    parser.add_argument("--allocator-epochs", type=int, default=None,
+                        help="epochs of the allocator section (4; quick 1)")
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["phases", "switches", "whole-run", "packing", "allocator"])
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if args.quick:
@@ -88,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         whole_run_lines(model, device, args.input_size, epochs_timed, test_images, fold_bn=args.fold_bn)
     if args.packing and "packing" not in args.skip:
         packing_lines(model, device, args.input_size, args.packing_runs or (2 if args.quick else 4), max(repeats, 2))
+    if "allocator" not in args.skip and device.type == "cpu":  # glibc's malloc holds a CPU run's tensors only
+        allocator_lines(args.model, args.arch, args.input_size, 50, args.allocator_epochs or (1 if args.quick else 4),
+                        32, test_images)
     return 0
 
 
