@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import platform
 import subprocess
 import sys
 
@@ -37,7 +36,7 @@ def _faults(mode: str) -> dict:
     return json.loads(out.stdout.splitlines()[-1])
 
 
-@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+@pytest.mark.skipif(not allocator.on_glibc(), reason="glibc only")
 def test_kept_memory_is_faulted_in_once_not_at_every_reuse():
     pages = (64 << 20) // 4096
     default, keep = _faults("default"), _faults("keep")

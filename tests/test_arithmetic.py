@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import platform
 
 import pytest
 import torch
 
-from vpcost_utils import arithmetic
+from vpcost_utils import allocator, arithmetic
 from vpcost_utils.config import PROTOCOL, RunSpec
 from vpcost_utils.errors import VpcostError
 from vpcost_utils.store import ResultStore
@@ -51,7 +50,7 @@ def test_one_spec_gives_bit_identical_records_on_every_runner_and_thread_count(t
     records["process pool, 2 workers"] = _record(store)
     first = next(iter(records.values()))
     assert first["arithmetic"]["threads"] == 1 and first["protocol"] == PROTOCOL
-    if platform.libc_ver()[0] == "glibc":
+    if allocator.on_glibc():
         assert first["env"]["malloc"].startswith("glibc: mmap_max=0")
         assert records["process pool, 2 workers"]["env"]["malloc"] == "glibc: defaults"
     for name, record in records.items():

@@ -38,15 +38,21 @@ def mode() -> str:
     return value
 
 
+def on_glibc() -> bool:
+    """Whether this process's C library is glibc (the only one whose malloc this module sets)."""
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
 def keep_freed_memory() -> str:
     """Set this process's malloc to keep freed memory (once; later calls return what was set) and say what
     it uses: ``"glibc: mmap_max=0, trim_threshold=2147483647"``, ``"glibc: defaults"`` or ``"not glibc"``."""
     global _applied
     if _applied is not None:
         return _applied
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    wanted = mode()  # a bad VPCOST_MALLOC is named on every platform, not only where it would act
+    if not on_glibc():
         _applied = "not glibc"
-    elif mode() == "default":
+    elif wanted == "default":
         _applied = "glibc: defaults"
     else:
         libc = ctypes.CDLL(None)

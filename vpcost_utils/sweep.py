@@ -160,9 +160,6 @@ def process_workers() -> int:
 def _init_worker(threads: int) -> None:
     import torch
 
-    from .allocator import keep_freed_memory
-
-    keep_freed_memory()  # before the worker loads its first model (allocator.py)
     torch.set_num_threads(threads)
 
 
