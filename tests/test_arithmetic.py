@@ -58,7 +58,7 @@ def test_one_spec_gives_bit_identical_records_on_every_runner_and_thread_count(t
             assert record[key] == first[key], (name, key)
 
 
-def test_a_record_of_another_protocol_thread_count_or_cpu_kernel_set_is_made_again(tmp_path, monkeypatch):
+def test_a_record_of_another_protocol_thread_count_or_arithmetic_is_made_again(tmp_path, monkeypatch):
     store = ResultStore(tmp_path)
     run_grid([SPEC], store, progress=False)
     assert store.has(SPEC) and store.stale(SPEC) is None
@@ -73,14 +73,15 @@ def test_a_record_of_another_protocol_thread_count_or_cpu_kernel_set_is_made_aga
     assert not store.has(SPEC) and "1 thread(s)" in store.stale(SPEC)
     monkeypatch.delenv(arithmetic.THREADS_ENV)
     assert store.stale(SPEC) is None
-    # a record made on a CPU with another kernel set (or one from before the kernel set was recorded)
-    made = record["arithmetic"]["cpu_kernels"]
-    assert made == arithmetic.cpu_kernels() and made in ("DEFAULT", "AVX2", "AVX512", "ZVECTOR", "SVE256")
-    store.write({**_record(store), "arithmetic": {**record["arithmetic"], "cpu_kernels": "AVX512_OTHER_CPU"}})
-    assert not store.has(SPEC) and "AVX512_OTHER_CPU kernels" in store.stale(SPEC)
-    store.write({**_record(store), "arithmetic": {"threads": 1, "cuda_deterministic": False}})
-    assert "does not record" in store.stale(SPEC)
-    # a GPU run's record is not judged by the CPU's kernels
+    # a record made under another arithmetic (another pin or processor), or before pins were recorded
+    made = record["arithmetic"]
+    assert made["key"] == arithmetic.arithmetic_key() and made["pin"] == "avx2" and made["pin_held"]
+    assert made["cpu_model"] and made["cpu_kernels"] == "AVX2"
+    store.write({**_record(store), "arithmetic": {**made, "key": "native-avx512-amd-epyc-other"}})
+    assert not store.has(SPEC) and "native-avx512-amd-epyc-other" in store.stale(SPEC)
+    store.write({**_record(store), "arithmetic": {"threads": 1, "cuda_deterministic": False, "cpu_kernels": "AVX2"}})
+    assert "before arithmetic pins" in store.stale(SPEC)
+    # a GPU run's record is not judged by the CPU's arithmetic
     store.write({**_record(store), "arithmetic": {"threads": 1, "cuda_deterministic": True, "cpu_kernels": None}})
     assert store.stale(SPEC) is None
     store.path(SPEC.run_id).write_text("{not json")

@@ -82,7 +82,7 @@ def test_a_bad_checkpoint_is_refused_and_the_run_starts_from_zero(tmp_path, monk
     else:
         saved = torch.load(path, weights_only=True)
         key, value = {"other run": ("run_id", "0123456789ab"), "other protocol": ("protocol", 1),
-                      "other threads": ("threads", 7), "other cpu": ("cpu_kernels", "AVX512_NOT_HERE")}[damage]
+                      "other threads": ("threads", 7), "other cpu": ("arithmetic", "native-avx512-not-here")}[damage]
         torch.save({**saved, key: value}, path)
     with pytest.warns(UserWarning, match="refused") as warned:
         record = execute(SPEC, progress=False, checkpoint=path)

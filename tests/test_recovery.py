@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from vpcost_utils.arithmetic import cpu_kernels
+from vpcost_utils.arithmetic import arithmetic_key
 from vpcost_utils.errors import SpecError
 from vpcost_utils.models import efficientnet_lite_recovered as rec
 from vpcost_utils.models import natural_images as photos
@@ -235,7 +235,7 @@ def test_a_build_trains_on_the_runs_thread_count_and_another_count_is_another_mo
     monkeypatch.setenv("VPCOST_RUN_THREADS", "2")
     _, info = rec.build_recovered("prune-50-recovered", recipe, progress=False)
     assert seen == [2] and info["build_threads"] == 2 and torch.get_num_threads() == before
-    assert rec.model_path("prune-50-recovered", recipe).name.endswith(f"-t2-{cpu_kernels().lower()}.pt")
+    assert rec.model_path("prune-50-recovered", recipe).name.endswith(f"-t2-{arithmetic_key()}.pt")
     monkeypatch.setenv("VPCOST_RUN_THREADS", "1")
     _, info = rec.build_recovered("prune-50-recovered", recipe, progress=False)  # not the 2-thread file
     assert seen == [2, 1] and info["build_threads"] == 1

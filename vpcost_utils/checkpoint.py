@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ._io import atomic_torch_save
-from .arithmetic import cpu_kernels, run_threads
+from .arithmetic import arithmetic_key, run_threads
 from .config import PROTOCOL
 
 SECONDS_ENV = "VPCOST_CHECKPOINT_SECONDS"
@@ -80,7 +80,7 @@ class Checkpointer:
 
     def _identity(self) -> dict[str, Any]:
         return {"format": FORMAT, "run_id": self.run_id, "protocol": PROTOCOL, "threads": run_threads(),
-                "cpu_kernels": cpu_kernels()}
+                "arithmetic": arithmetic_key()}
 
     def due(self) -> bool:
         return self.path is not None and time.monotonic() - self.last_save >= self.interval

@@ -40,6 +40,11 @@ def models_dir() -> Path:
     return home() / "models"
 
 
+def features_dir() -> Path:
+    """Where the linear probe's per-image feature caches live (``$VPCOST_FEATURES`` overrides)."""
+    return Path(os.environ.get("VPCOST_FEATURES", home() / "features")).expanduser()
+
+
 def set_library_homes() -> None:
     """Point TORCH_HOME and HF_HOME under VPCOST_HOME unless the user set them already."""
     os.environ.setdefault("TORCH_HOME", str(home() / "torch"))

@@ -60,7 +60,11 @@ def execute(spec: RunSpec, *, device: str | torch.device | None = None, progress
     malloc = keep_freed_memory()  # where memory lives, not what is computed: recorded in env, not in the identity
     start = time.time()
     with fixed_arithmetic(device) as arithmetic:
-        if spec.task == "vp":
+        if spec.task == "vp" and spec.method == "lp":
+            from .probe import run_lp
+
+            body = run_lp(spec, device=device, progress=progress, checkpoint=checkpoint)
+        elif spec.task == "vp":
             from .train import run_vp
 
             body = run_vp(spec, device=device, progress=progress, checkpoint=checkpoint)

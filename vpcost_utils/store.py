@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ._io import atomic_torch_save, atomic_write_bytes
-from .arithmetic import cpu_kernels, run_threads
+from .arithmetic import arithmetic_key, run_threads
 from .config import PROTOCOL, RunSpec
 
 
@@ -68,9 +68,9 @@ class ResultStore:
         threads = arithmetic.get("threads")
         if threads != run_threads():
             return f"its record was made on {threads} thread(s) per run, this process runs on {run_threads()}"
-        if not arithmetic.get("cuda_deterministic") and arithmetic.get("cpu_kernels") != cpu_kernels():
-            made = arithmetic.get("cpu_kernels") or "a CPU whose kernel set it does not record"
-            return f"its record was made with {made} kernels, this CPU runs {cpu_kernels()}"
+        if not arithmetic.get("cuda_deterministic") and arithmetic.get("key") != arithmetic_key():
+            made = arithmetic.get("key") or "before arithmetic pins (it names no pin or processor)"
+            return f"its record's arithmetic is {made}, this process computes {arithmetic_key()} (arithmetic.py)"
         return None
 
     def write(self, record: dict[str, Any]) -> Path:
@@ -132,11 +132,13 @@ class ResultStore:
             row["wall_time_s"] = rec.get("env", {}).get("wall_time_s")
             arithmetic = rec.get("arithmetic", {})
             row["threads"], row["cpu_kernels"] = arithmetic.get("threads"), arithmetic.get("cpu_kernels")
+            row["arithmetic"], row["cpu_model"] = arithmetic.get("key"), arithmetic.get("cpu_model")
             row["git_commit"] = rec.get("env", {}).get("git_commit")
             conv = rec.get("convergence", {})
             row.update(loss_change=conv.get("loss_change_last_tenth"),
                        mapping_changes=conv.get("mapping_changes_last_quarter"), settled=conv.get("settled"))
             rows.append(row)
         columns = ["run_id", *RunSpec.__dataclass_fields__, "acc", "ece", "substitute", "sparsity", "bits",
-                   "wall_time_s", "threads", "cpu_kernels", "git_commit", "loss_change", "mapping_changes", "settled"]
+                   "wall_time_s", "threads", "cpu_kernels", "arithmetic", "cpu_model", "git_commit", "loss_change",
+                   "mapping_changes", "settled"]
         return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)

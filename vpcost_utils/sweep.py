@@ -83,9 +83,12 @@ def run_grid(specs: Sequence[RunSpec], store: ResultStore, *, runner: str = "ser
     """Run every spec that has no record yet; see the module docstring."""
     from tqdm.auto import tqdm
 
+    from .arithmetic import check_pin
 
     if runner not in RUNNERS:
         raise UnknownNameError("runner", runner, RUNNERS)
+    if not str(device or "").startswith("cuda"):
+        check_pin()  # an unknown or unrunnable arithmetic pin: refused before any run, nothing written
     todo = pending(specs, store)
     result = SweepResult(done_before=len({s.run_id for s in specs}) - len(todo))
     if runner == "submitit":

@@ -136,27 +136,34 @@ def _is_quantized(name: str, model: SourceModel) -> bool:
         return model.provenance.get("bits") is not None
 
 
-def _check_shots(spec: RunSpec, train: ImageSplit) -> None:
+def _check_shots(spec: RunSpec, labels: torch.Tensor) -> None:
     if spec.n_shots is None or spec.oversized == "paper":  # "paper": all images of each class, at N's batch size
         return
-    largest = largest_class(train.labels)
+    largest = largest_class(labels)
     if spec.n_shots > largest:
         raise SpecError(f"n_shots={spec.n_shots} but no class of {spec.dataset} has more than {largest} training "
                         f"images; use n_shots=None (full data) instead")
 
 
-def fixed_test_subset(test: ImageSplit, max_test: int | None) -> ImageSplit:
-    """A fixed stratified subset of ``max_test`` test images (the same for every model and seed), or all.
+def fixed_test_indices(labels: torch.Tensor, max_test: int | None) -> torch.Tensor:
+    """Indices of a fixed stratified subset of ``max_test`` test images (the same for every model and seed), or all.
 
     Paired comparisons (dense vs compressed, seed by seed) then share every test image; the subset
     depends only on the labels, so a rerun anywhere picks the same images.
     """
-    if max_test is None or max_test >= len(test):
-        return test
+    if max_test is None or max_test >= len(labels):
+        return torch.arange(len(labels))
     from .data.splits import stratified_split
 
-    _, keep = stratified_split(test.labels.numpy(), max_test / len(test), seed=0)
-    return test.subset(torch.from_numpy(np.sort(keep)))
+    _, keep = stratified_split(labels.numpy(), max_test / len(labels), seed=0)
+    return torch.from_numpy(np.sort(keep))
+
+
+def fixed_test_subset(test: ImageSplit, max_test: int | None) -> ImageSplit:
+    """The test split restricted to ``fixed_test_indices`` (the split itself when it keeps all)."""
+    if max_test is None or max_test >= len(test):
+        return test
+    return test.subset(fixed_test_indices(test.labels, max_test))
 
 
 def load_data(spec: RunSpec, input_size: int | None = None) -> tuple[ImageSplit, ImageSplit]:
@@ -165,27 +172,38 @@ def load_data(spec: RunSpec, input_size: int | None = None) -> tuple[ImageSplit,
     return train, test
 
 
-def load_data_with_holdout(spec: RunSpec, input_size: int | None = None
-                           ) -> tuple[ImageSplit, ImageSplit, ImageSplit | None]:
-    """(N-shot training subset, test split, held-out calibration images or None).
+def data_indices(spec: RunSpec, train: ImageSplit, test_labels: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(N-shot training indices, test indices, held-out indices or None) into the full splits.
 
     With ``spec.holdout`` the held-out images are taken from the training split first and the N shots are
-    drawn from the rest, so the temperature is fitted on images the prompt never trained on.
+    drawn from the rest, so the temperature is fitted on images the prompt never trained on. Every method
+    (VP's prompts, the linear probe's cached features) trains and tests on these same images.
     """
-    train = load_split(spec.dataset, "train", size=input_size)
-    test = fixed_test_subset(load_split(spec.dataset, "test", size=input_size), spec.max_test)
+    rest = torch.arange(len(train))
     held = None
     if spec.holdout is not None:
         try:
             held_idx, rest_idx = hold_out(train.labels, spec.holdout, spec.data_seed)
         except ValueError as exc:
             raise SpecError(f"{spec.dataset}: {exc}") from None
-        held, train = train.subset(held_idx), train.subset(rest_idx)
-    _check_shots(spec, train)
-    train = train.subset(sample_n_shots(train.labels, spec.n_shots, spec.data_seed))
+        held, rest = held_idx, rest_idx
+    _check_shots(spec, train.labels[rest])
+    chosen = rest[sample_n_shots(train.labels[rest], spec.n_shots, spec.data_seed)]
     if spec.max_train is not None:
-        train = train.subset(torch.arange(min(spec.max_train, len(train))))
-    return train, test, held
+        chosen = chosen[:spec.max_train]
+    return chosen, fixed_test_indices(test_labels, spec.max_test), held
+
+
+def load_data_with_holdout(spec: RunSpec, input_size: int | None = None
+                           ) -> tuple[ImageSplit, ImageSplit, ImageSplit | None]:
+    """(N-shot training subset, test split, held-out calibration images or None); see ``data_indices``."""
+    train = load_split(spec.dataset, "train", size=input_size)
+    test = load_split(spec.dataset, "test", size=input_size)
+    train_idx, test_idx, held_idx = data_indices(spec, train, test.labels)
+    held = train.subset(held_idx) if held_idx is not None else None
+    test = test if len(test_idx) == len(test) else test.subset(test_idx)
+    return train.subset(train_idx), test, held
 
 
 def _temperature_scaled(held_logits: torch.Tensor, held_labels: torch.Tensor, test_logits: torch.Tensor,

