@@ -40,6 +40,8 @@ def test_importing_the_package_pins_every_dispatcher_before_torch_uses_a_kernel(
     native = _child(STATE, VPCOST_ARITHMETIC="native")
     assert native["state"] == ["native", True] and native["key"].startswith("native-")
     assert native["key"] != child["key"]
+    # a native child of a pinned process (this test process is one) does not inherit the pin's settings
+    assert os.environ.get("ATEN_CPU_CAPABILITY") == "avx2" and native["env"] is None
 
 
 @pytest.mark.skipif(not X86, reason="the pins are x86 instruction-set levels; this machine has no AVX2")

@@ -34,6 +34,7 @@ from pathlib import Path
 
 PIN_ENV = "VPCOST_ARITHMETIC"
 DEFAULT_PIN = "avx2"
+SET_ENV = "VPCOST_ARITHMETIC_SET"  # the variables apply() put into the environment, so a child can take them back
 
 #: Each pin: the environment it sets, PyTorch's capability name under it, the /proc/cpuinfo flags it needs, and
 #: whether oneDNN stays on. None: no pin.
@@ -118,7 +119,12 @@ def apply() -> None:
     Silent on a bad value: importing the package must not fail (``--help`` and the tests import it); every run
     checks ``problem()`` before any work (``arithmetic.fixed_arithmetic``) and refuses it there, naming the fix.
     """
+    # What an earlier apply() set (this process's parent, say, under another pin) is taken back first: a child
+    # asked to run native must not inherit its parent's AVX2 settings. A variable the user set stays.
+    for name in filter(None, os.environ.pop(SET_ENV, "").split(",")):
+        os.environ.pop(name, None)
     pin = requested()
     if problem(pin) is not None or PINS.get(pin) is None or cpu_facts()["arch"] not in ("x86_64", "AMD64"):
         return
     os.environ.update(PINS[pin]["env"])
+    os.environ[SET_ENV] = ",".join(PINS[pin]["env"])
