@@ -53,7 +53,7 @@ def test_controls_say_whether_the_null_held_and_the_positive_control_was_seen():
 
 
 def test_the_design_pairs_every_model_with_dense_on_the_same_seeds_and_images():
-    specs = ds.specs()
+    specs = ds.specs(stage=1)
     by_model = {}
     for s in specs:
         by_model.setdefault(s.model, set()).add((s.n_shots, s.seed, s.max_test, s.holdout, s.epochs, s.canvas))
@@ -61,3 +61,6 @@ def test_the_design_pairs_every_model_with_dense_on_the_same_seeds_and_images():
     assert all(cells == dense for cells in by_model.values())
     assert all(s.method == "lp" and s.epochs == 100 for s in specs)
     assert len(specs) == (1 + len(ds.DESIGN["models"])) * sum(ds.DESIGN["seeds"].values())
+    large = ds.specs(stage=2)
+    assert {s.data_seed for s in large} == {ds.LARGE["sample_seed"]}  # one N-shot sample: seeds vary the head
+    assert {s.seed for s in large} == set(range(ds.LARGE["seeds"])) and {s.n_shots for s in large} == {500}
