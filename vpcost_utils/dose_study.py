@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .config import RunSpec
-from .intervals import paired_gaps, predictions_of, t_interval
+from .intervals import paired_gaps, predictions_of, t_interval, verdict
 from .store import ResultStore
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "dose-study"
@@ -134,6 +134,8 @@ def gap_tables(output: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             for col in ("dense_mean", "model_mean", "gap", "gap_low", "gap_high", "halfwidth", "seed_sd", "test_se",
                         "mde"):
                 gaps[col] = gaps[col] * 100
+            gaps["verdict"] = [verdict(lo, hi, k) for lo, hi, k in zip(gaps["gap_low"], gaps["gap_high"],
+                                                                       gaps["pairs"], strict=True)]
         parts.append(gaps.assign(metric=metric))
     gaps = pd.concat(parts, ignore_index=True).merge(_levels().drop(columns="family"), on="model", how="left")
     return gaps, slopes(runs)
@@ -149,13 +151,15 @@ def slopes(runs: pd.DataFrame) -> pd.DataFrame:
     interval, is not in the slope's."""
     levels = _levels().set_index("model")
     rows = []
-    for (shots, metric), axis in [((n, m), a) for n in DESIGN["seeds"] for m in ("acc", "ece")
+    for (shots, metric), axis in [((n, m), a) for n in DESIGN["seeds"] for m in ("acc", "ece", "ece_temp_scaled")
                                   for a in ("function_lost", "sparsity")]:
+        if metric not in runs:
+            continue
         sub = runs[runs["n_shots"] == shots]
         wide = sub.pivot_table(index="seed", columns="model", values=metric, aggfunc="mean")
         if DENSE not in wide:
             continue
-        scale = 100.0 if metric == "ece" else 1.0
+        scale = 1.0 if metric == "acc" else 100.0  # ECE in points, as the gap tables
         gaps = (wide[[DENSE]].values - wide.drop(columns=[DENSE]).values) * scale
         gaps = pd.DataFrame(gaps, index=wide.index, columns=wide.drop(columns=[DENSE]).columns)
         if axis == "function_lost":
