@@ -125,7 +125,9 @@ def topk_probability_matrix(source_logits: torch.Tensor, targets: torch.Tensor, 
     if source_logits.ndim != 2 or len(source_logits) != len(targets):
         raise ValueError(f"need logits [N, S] and targets [N], got {tuple(source_logits.shape)} and "
                          f"{tuple(targets.shape)}")
-    probs = source_logits.float().softmax(dim=1)
+    # fp32 as the reference's softmax (a run's logits are fp32); float64 logits stay float64 (the tests' reference)
+    logits = source_logits if source_logits.dtype == torch.float64 else source_logits.float()
+    probs = logits.softmax(dim=1)
     values, indices = probs.topk(k, dim=1)
     kept = torch.zeros_like(probs).scatter_(1, indices, values).double().cpu()
     sums = torch.zeros(probs.shape[1], num_targets, dtype=torch.float64)
@@ -222,7 +224,9 @@ def mapping_summary(mapping: Mapping, top: int = 20) -> dict | None:
     else:
         return None
     top = min(top, weights.shape[0])
-    values, indices = weights.topk(top, dim=0)
+    # A stable sort, so ties list the lowest source index first, as the argmax of ``dominant_sources`` picks it
+    order = torch.sort(-weights, dim=0, stable=True).indices[:top]
+    values, indices = weights.gather(0, order), order
     columns = [[[int(s), float(w)] for s, w in zip(indices[:, t], values[:, t], strict=True)]
                for t in range(weights.shape[1])]
     summary = {"shape": list(weights.shape), "nonzero": int((weights != 0).sum()), "top": columns}
