@@ -214,3 +214,20 @@ def test_a_tiny_run_per_method_ends_to_end_and_resumes_to_the_same_record(method
     assert len(calls) == 2 and resumed["runtime"]["resumed_at_epoch"] == 2
     for key in RESULT:
         assert resumed[key] == whole[key], key
+
+
+def test_the_bench_section_prints_each_methods_step_cost_and_its_ratio_to_ilm(capsys):
+    from test_bench import parse
+
+    from vpcost_utils.bench.methods import method_lines
+    from vpcost_utils.models import create_model
+
+    ratios = method_lines(create_model("smallcnn/dense"), torch.device("cpu"), input_size=16, shots=2, epochs=1,
+                          batch=8)
+    values, printed = parse(capsys.readouterr().out)
+    assert set(ratios) == set(METHODS["vp"]) - {"ilm"}
+    for method in ratios:
+        name = f"{method} vs ilm step cost ratio"
+        assert printed[name] == (f"{method} s per step", "ilm s per step")
+        assert values[name] == pytest.approx(values[f"{method} s per step"] / values["ilm s per step"], rel=1e-4)
+        assert values[f"{method} s per step"] > 0

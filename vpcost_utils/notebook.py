@@ -295,7 +295,8 @@ def method_comparison(records: dict[RunSpec, dict[str, Any]], methods: list[str]
     wide = wide.reset_index()
     wide["acc_gap"] = wide["acc_dense"] - wide["acc_sparse"]
     wide["method"] = pd.Categorical(wide["method"], categories=list(methods), ordered=True)
-    return wide.sort_values(["dataset", "method"]).reset_index(drop=True).assign(method=lambda d: d["method"].astype(str))
+    wide = wide.sort_values(["dataset", "method"]).reset_index(drop=True)
+    return wide.assign(method=wide["method"].astype(str))
 
 
 def target_split(dataset: str) -> Any:

@@ -26,6 +26,8 @@ of two lines printed just before it); lines starting with ``#`` say what was mea
 5. The allocator: the same epochs of mapping and training (N=50, the mini profile's batch of 32) in a fresh
    process under glibc's malloc defaults and with freed memory kept (``allocator.py``, our default): wall,
    system time, minor page faults and peak RSS of each, and their ratios.
+6. The label-mapping methods (issue #35): each method's seconds per training step through ``train.VPTask`` (its
+   mapping pass spread over the epoch's steps, as in a run) and its ratio to ILM's (``bench/methods.py``).
 
 Images are random uint8 tensors (the speed of a frozen network does not depend on what it sees);
 the default backbone is a randomly initialised ResNet-18 at a 224 canvas with 32-px inputs.
@@ -39,12 +41,13 @@ import torch
 
 from .allocator import allocator_lines
 from .common import emit, load_model, note
+from .methods import method_lines
 from .packing import packing_lines
 from .phases import phase_lines, switch_lines
 from .whole_run import final_accuracies, whole_run_lines
 
-__all__ = ["allocator_lines", "final_accuracies", "main", "packing_lines", "phase_lines", "switch_lines",
-           "whole_run_lines"]
+__all__ = ["allocator_lines", "final_accuracies", "main", "method_lines", "packing_lines", "phase_lines",
+           "switch_lines", "whole_run_lines"]
 
 
 def header(device: torch.device) -> None:
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allocator-epochs", type=int, default=None,
                         help="epochs of the allocator section (4; quick 1)")
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["phases", "switches", "whole-run", "packing", "allocator"])
+                        choices=["phases", "switches", "whole-run", "packing", "allocator", "methods"])
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if args.quick:
@@ -99,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     if "allocator" not in args.skip and device.type == "cpu":  # glibc's malloc holds a CPU run's tensors only
         allocator_lines(args.model, args.arch, args.input_size, 50, args.allocator_epochs or (1 if args.quick else 4),
                         32, test_images)
+    if "methods" not in args.skip:
+        method_lines(model, device, args.input_size, epochs=epochs_timed, batch=args.batch if args.quick else 32,
+                     repeats=repeats)
     return 0
 
 
