@@ -231,3 +231,30 @@ def test_the_bench_section_prints_each_methods_step_cost_and_its_ratio_to_ilm(ca
         assert printed[name] == (f"{method} s per step", "ilm s per step")
         assert values[name] == pytest.approx(values[f"{method} s per step"] / values["ilm s per step"], rel=1e-4)
         assert values[f"{method} s per step"] > 0
+
+
+def test_the_smoke_label_mapping_section_runs_every_method_and_refuses_an_unknown_one():
+    from vpcost_utils import profiles
+    from vpcost_utils.grids import section_specs
+
+    cfg = profiles.settings("label_mapping", "smoke")
+    specs = section_specs("label_mapping", cfg)
+    others = [s.run_id for s in specs if s.method != "ilm"]
+    assert len(set(others)) == len(others) == 2 * 2 * 5, "each compared method once per model and dataset"
+    pair = (cfg["dense"], cfg["sparse"])
+    figures = {(s.model, s.dataset) for s in specs if s.method == "ilm" and not s.save_prompts and s.model in pair}
+    assert figures == {(m, d) for m in pair for d in cfg["datasets"]}, "ILM is the figures' own runs"
+    for method in METHODS["vp"]:
+        for model in (cfg["dense"], cfg["sparse"]):
+            assert {s.dataset for s in specs if s.method == method and s.model == model} == set(cfg["datasets"])
+    with pytest.raises(UnknownNameError, match="blm\\+.*fullymap"):
+        section_specs("label_mapping", profiles.settings("label_mapping", "smoke", compare_methods=["ilm", "smm"]))
+
+
+def test_the_planner_counts_a_mapping_pass_per_epoch_for_blm_and_none_for_fullymap():
+    from vpcost_utils.plan import run_passes
+
+    base = RunSpec("smallcnn/dense", "digits", n_shots=2, epochs=5, eval_every=5)
+    passes = {m: run_passes(base.replace(method=m)) for m in ("ilm", "blm", "blm+", "fullymap", "flm")}
+    assert passes["blm"].mapping == passes["blm+"].mapping == passes["ilm"].mapping == 5 * passes["flm"].mapping > 0
+    assert passes["fullymap"].mapping == 0 and passes["fullymap"].train == passes["ilm"].train
