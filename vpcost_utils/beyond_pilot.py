@@ -38,16 +38,20 @@ def cpu_model() -> str:
 
 
 def summary(records: list[dict]) -> list[str]:
-    """Per method: seeds, mean accuracy and ECE, each with its 95 % t-interval."""
+    """Per method: seeds, mean accuracy and ECE, each with its 95 % t-interval; then, for every method but ILM, its
+    difference from ILM paired by seed (same seed: same N-shot draw and batch order), with its t-interval."""
+    by = {(r["spec"]["method"], r["spec"]["seed"]): r["metrics"] for r in records}
     lines = []
-    for method in dict.fromkeys(r["spec"]["method"] for r in records):
-        part = [r for r in records if r["spec"]["method"] == method]
-        seeds = sorted(r["spec"]["seed"] for r in part)
+    for method in dict.fromkeys(m for m, _ in by):
+        seeds = sorted(s for m, s in by if m == method)
         cells = []
         for metric, scale in (("acc", 1), ("ece", 100)):
-            values = [scale * r["metrics"][metric] for r in part]
-            mean, low, high = t_interval(values)  # NaN bounds below two seeds
+            mean, low, high = t_interval([scale * by[method, s][metric] for s in seeds])  # NaN below two seeds
             cells.append(f"{metric} {mean:.1f} [{low:.1f}, {high:.1f}]")
+            paired = [scale * (by[method, s][metric] - by["ilm", s][metric]) for s in seeds if ("ilm", s) in by]
+            if method != "ilm" and paired:
+                mean, low, high = t_interval(paired)
+                cells.append(f"{metric} - ilm {mean:+.1f} [{low:+.1f}, {high:+.1f}] ({len(paired)} pairs)")
         lines.append(f"{method:9s} seeds {seeds}: " + ", ".join(cells) + " (ECE in %)")
     return lines
 

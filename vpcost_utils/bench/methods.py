@@ -35,9 +35,10 @@ def _epochs_of(task: vp.VPTask, n_train: int, batch: int, epochs: int) -> Callab
 
 
 def method_lines(model: SourceModel, device: torch.device, input_size: int = 32, shots: int = 10, epochs: int = 2,
-                 batch: int = 32, repeats: int = 1, methods: tuple[str, ...] = METHODS["vp"]) -> dict[str, float]:
+                 batch: int = 32, repeats: int = 1, methods: tuple[str, ...] = METHODS["vp"], canvas: int | None = None
+                 ) -> dict[str, float]:
     """Seconds per training step of each method (mapping pass included) and its ratio to ILM's; returns the
-    ratios by method."""
+    ratios by method. ``canvas``: the prompt's canvas (None: the model's own; the mini profile uses 128)."""
     if "ilm" not in methods:
         raise ValueError(f"the ratios are to ILM's step: include 'ilm' in methods, got {methods}")
     backbone = our_backbone(model, device)
@@ -47,7 +48,7 @@ def method_lines(model: SourceModel, device: torch.device, input_size: int = 32,
     for method in methods:
         torch.manual_seed(0)  # FullyMap's layer starts from the same draw on every bench run
         spec = RunSpec("bench", "random", method=method, n_shots=shots, epochs=epochs, eval_every=epochs,
-                       batch_size=batch)
+                       batch_size=batch, canvas=canvas)
         task = vp.VPTask(spec, model, backbone, train, train, device, "fp32", "fp32")
         calls[method] = _epochs_of(task, len(train), batch, epochs)
     seconds = best_seconds(calls, repeats, device)
