@@ -31,7 +31,10 @@ PRECISIONS = ("fp32", "bf16")
 #: the thread count was whatever the runner's process had, and a 2-thread and a 1-thread run of one spec
 #: differed by up to 4 accuracy points (docs/mini-study.md).
 PROTOCOL = 2
-METHODS = {"vp": ("rlm", "flm", "ilm", "lp"), "clip": ("vp", "ilm-vp", "single-tp-vp"), "crossmodal": ("max", "mean")}
+# vp: the paper's three, then beyond the paper (issue #35, mapping.py): BLM, BLM+ and AutoVP's FullyMap, and the
+# linear probe (lp, probe/: a new head on the frozen features instead of a prompt)
+METHODS = {"vp": ("rlm", "flm", "ilm", "blm", "blm+", "fullymap", "lp"), "clip": ("vp", "ilm-vp", "single-tp-vp"),
+           "crossmodal": ("max", "mean")}
 CLASS_NAME_SOURCES = ("fork",)  # besides None, our own names
 DEFAULT_LR = {"vp": 0.01, "clip": 40.0, "crossmodal": 1e-3}
 DEFAULT_BATCH = {"clip": 16, "crossmodal": 4}
@@ -60,8 +63,8 @@ class RunSpec:
 
     model: str  # registry name, e.g. "resnet50/acdc-90" (see models.list_models())
     dataset: str  # registry name, e.g. "cifar10" (see data.list_datasets())
-    # vp: rlm | flm | ilm, or lp (a linear probe on frozen features, probe/); clip: vp | ilm-vp | single-tp-vp;
-    # crossmodal: max | mean
+    # vp: rlm | flm | ilm | blm | blm+ | fullymap, or lp (a linear probe on frozen features, probe/);
+    # clip: vp | ilm-vp | single-tp-vp; crossmodal: max | mean
     method: str = "ilm"
     task: str = "vp"  # vp | clip | crossmodal
     n_shots: int | None = None  # training images per class; None = full training set

@@ -59,7 +59,10 @@ def section_specs(section: str, cfg: dict[str, Any]) -> list[RunSpec]:
         pairs = grid(model=[cfg["dense"], cfg["sparse"], *cfg["quant_pair"]], dataset=list(cfg["datasets"]), **base)
         prompts = grid(model=[cfg["dense"], *cfg["prompt_pair"]], dataset=cfg["prompt_dataset"],
                        save_prompts=[prompt_epochs(cfg["epochs"])], **base)
-        return pairs + prompts
+        compared = [] if not cfg.get("compare_methods") else grid(
+            model=[cfg["dense"], cfg["sparse"]], dataset=list(cfg["datasets"]),
+            **{**base, "method": list(cfg["compare_methods"])})
+        return pairs + prompts + [s for s in compared if s not in pairs]
     if section == "clip":
         return grid(task="clip", model=list(cfg["models"]), dataset=list(cfg["datasets"]),
                     method=list(cfg["methods"]), n_shots=list(cfg["shots"]), seed=list(cfg["seeds"]),

@@ -276,6 +276,29 @@ def records_for(store: ResultStore, df: Any, *, method: str, dataset: str, model
                                                                            "run_id"]]
 
 
+def method_comparison(records: dict[RunSpec, dict[str, Any]], methods: list[str] | tuple[str, ...],
+                      dense: str, sparse: str) -> Any:
+    """Notebook 06, beyond the paper (issue #35): one row per (dataset, method), in ``methods``' order, with each
+    model's accuracy and ECE and the dense-minus-sparse accuracy gap; the prompt-saving runs are left out."""
+    import pandas as pd
+
+    rows = []
+    for spec, rec in records.items():
+        if spec.method in methods and not spec.save_prompts and spec.model in (dense, sparse):
+            role = "dense" if spec.model == dense else "sparse"
+            rows.append({"dataset": spec.dataset, "method": spec.method, "role": role,
+                         "acc": rec["metrics"]["acc"], "ece": rec["metrics"]["ece"]})
+    if not rows:
+        return pd.DataFrame(columns=["dataset", "method"])
+    wide = pd.DataFrame(rows).pivot_table(index=["dataset", "method"], columns="role", values=["acc", "ece"])
+    wide.columns = [f"{metric}_{role}" for metric, role in wide.columns]
+    wide = wide.reset_index()
+    wide["acc_gap"] = wide["acc_dense"] - wide["acc_sparse"]
+    wide["method"] = pd.Categorical(wide["method"], categories=list(methods), ordered=True)
+    wide = wide.sort_values(["dataset", "method"]).reset_index(drop=True)
+    return wide.assign(method=wide["method"].astype(str))
+
+
 def target_split(dataset: str) -> Any:
     """The test split of a target dataset (images for label-mapping figures)."""
     from .data import load_split

@@ -108,7 +108,8 @@ def run_passes(spec: RunSpec) -> Passes:
         validations = math.ceil(schedule.total_steps / VALIDATE_EVERY)
         quick = validations * min(n_test, VALIDATION_BATCHES * spec.effective_batch_size)
         return Passes(train=train, test=test + quick + (n_test if validations else 0))
-    votes = {"ilm": schedule.epochs_run, "ilm-vp": schedule.epochs_run, "flm": 1}.get(spec.method, 0)
+    votes = {"ilm": schedule.epochs_run, "blm": schedule.epochs_run, "blm+": schedule.epochs_run,
+             "ilm-vp": schedule.epochs_run, "flm": 1}.get(spec.method, 0)
     return Passes(train=train, mapping=min(votes, schedule.epochs_run) * n_train, test=test)
 
 

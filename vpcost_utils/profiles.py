@@ -135,6 +135,9 @@ class LabelMapping(Section):
     prompt_pair: tuple[str, ...] = ()
     prompt_dataset: str = ""
     quant_pair: tuple[str, ...] = ()
+    # Beyond the paper (issue #35): label mappings run on the dense and sparse models at the section's N and first
+    # seed, on every dataset, beside the paper's figures (which stay ILM); (): none.
+    compare_methods: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,8 @@ SECTION_CONFIGS: dict[str, dict[str, Section]] = {
                               quant_pair=("deit_tiny/fp32", "deit_tiny/w3a3")),
         "smoke": LabelMapping(dense="smallcnn/dense", sparse="smallcnn/prune-95", datasets=SMOKE_DATASETS, shots=(5,),
                               prompt_pair=("smallcnn/prune-90", "smallcnn/prune-95"), prompt_dataset="synth_shapes",
-                              quant_pair=("smallcnn/dense", "smallcnn/w2a2")),
+                              quant_pair=("smallcnn/dense", "smallcnn/w2a2"),
+                              compare_methods=("rlm", "flm", "ilm", "blm", "blm+", "fullymap")),
         "mini": LabelMapping(dense=f"{LITE0}/dense", sparse=f"{LITE0}/prune-50", datasets=MINI_DATASETS, shots=(5,),
                              prompt_pair=(f"{LITE0}/prune-30", f"{LITE0}/prune-50"), prompt_dataset="mnist",
                              quant_pair=(f"{LITE0}/dense", f"{LITE0}/int8-tflite")),

@@ -5,7 +5,8 @@ task). Faithful to ILM-VP as the authors ran it
 (reference-algorithms.md §1d, must-match 2-5): frozen backbone in eval mode, only the prompt
 learns; Adam lr 0.01; MultiStepLR x0.1 at 50 % and 72 % of the epochs, stepped per epoch;
 cross-entropy over the K mapped logits; FLM once before training, ILM at the start of every
-epoch (epoch 0 included), RLM a seeded random injective mapping; mixed precision (bf16 autocast) for the
+epoch (epoch 0 included), RLM a seeded random injective mapping (BLM / BLM+ / FullyMap beyond the paper:
+``mapping.py``); mixed precision (bf16 autocast) for the
 training step on CUDA only, unless ``RunSpec.precision`` says otherwise.
 
 Deliberate differences, each a spec field defaulting to the faster choice:
@@ -36,7 +37,16 @@ from .config import RunSpec
 from .data import ImageSplit, load_split, sample_n_shots
 from .data.shots import hold_out, largest_class
 from .errors import SpecError, UnknownNameError
-from .mapping import frequency_mapping, random_mapping
+from .mapping import (
+    REVOTED_EVERY_EPOCH,
+    Mapping,
+    dominant_sources,
+    estimate_mapping,
+    fully_connected_mapping,
+    map_logits,
+    mapping_summary,
+    random_mapping,
+)
 from .models import SourceModel, create_model, get_entry
 from .prompts import ExpansivePrompt
 from .temperature import fit_temperature
@@ -78,14 +88,18 @@ def _autocast(device: torch.device, precision: str = "fp32"):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def train_step(backbone: nn.Module, prompt: ExpansivePrompt, mapping: torch.Tensor, split: ImageSplit,
+def train_step(backbone: nn.Module, prompt: ExpansivePrompt, mapping: Mapping, split: ImageSplit,
                index: torch.Tensor, optimizer: torch.optim.Optimizer, device: torch.device, precision: str = "fp32"
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One optimizer step of the prompt on ``split[index]``; returns (loss, mapped logits, labels)."""
+    """One optimizer step of the prompt (and of a FullyMap layer) on ``split[index]``; returns (loss, mapped
+    logits, labels)."""
     images = split.images[index].to(device, non_blocking=True).float().div_(255)
     labels = split.labels[index].to(device)
     with _autocast(device, precision):
-        logits = backbone(prompt(images))[:, mapping].float()
+        source = backbone(prompt(images)).float()
+    # The mapping runs on fp32 logits outside autocast: the same numbers as selecting K bf16 logits first for an
+    # index mapping, and a matrix or layer mapping keeps fp32 (the reference's BLM matmul runs under fp16 AMP).
+    logits = map_logits(source, mapping)
     loss = F.cross_entropy(logits, labels)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -93,7 +107,7 @@ def train_step(backbone: nn.Module, prompt: ExpansivePrompt, mapping: torch.Tens
     return loss, logits, labels
 
 
-def train_one_epoch(backbone: nn.Module, prompt: ExpansivePrompt, mapping: torch.Tensor, train: ImageSplit,
+def train_one_epoch(backbone: nn.Module, prompt: ExpansivePrompt, mapping: Mapping, train: ImageSplit,
                     optimizer: torch.optim.Optimizer, batch_size: int, device: torch.device,
                     generator: torch.Generator, precision: str = "fp32") -> tuple[float, float]:
     """One pass over the training subset outside a run (the benchmark times it, as ``run_vp``'s loop runs it);
@@ -118,15 +132,25 @@ def source_logits(backbone: nn.Module, prompt: ExpansivePrompt, split: ImageSpli
 
 
 def _frequency_mapping(backbone: nn.Module, prompt: ExpansivePrompt, train: ImageSplit, device: torch.device,
-                       precision: str = "fp32") -> torch.Tensor:
+                       precision: str = "fp32", method: str = "ilm") -> torch.Tensor:
+    """The one pass over the training images of a voted mapping (FLM / ILM index, BLM / BLM+ matrix)."""
     prompt.eval()
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         with _autocast(device, precision):
             return backbone(prompt(x)).float()
 
-    mapping, _ = frequency_mapping(forward, batches(train, EVAL_BATCH, device), train.num_classes)
-    return mapping.to(device)
+    return estimate_mapping(method, forward, batches(train, EVAL_BATCH, device), train.num_classes).to(device)
+
+
+@torch.no_grad()
+def mapped_logits(backbone: nn.Module, prompt: ExpansivePrompt, mapping: Mapping, split: ImageSplit,
+                  device: torch.device) -> torch.Tensor:
+    """The K target logits (on the CPU) of the prompted model over a split under ``mapping``, fp32."""
+    source = source_logits(backbone, prompt, split, device)
+    if isinstance(mapping, nn.Module):  # the layer lives on the device; map there in test-sized chunks
+        return torch.cat([map_logits(part.to(device), mapping).cpu() for part in source.split(EVAL_BATCH)])
+    return map_logits(source, mapping.cpu())
 
 
 def _is_quantized(name: str, model: SourceModel) -> bool:
@@ -264,7 +288,8 @@ def convergence(train_loss: list[float], mapping_history: list[tuple[int, list[i
 
 class VPTask:
     """Visual prompting of an image classifier as one ``loop.Task``: the prompt, its optimizer and scheduler, the
-    label mapping (RLM fixed, FLM voted before the first epoch, ILM before every epoch), the test pass."""
+    label mapping (RLM fixed, FLM voted before the first epoch, ILM / BLM / BLM+ before every epoch, FullyMap a
+    layer trained with the prompt), the test pass."""
 
     def __init__(self, spec: RunSpec, model: SourceModel, backbone: nn.Module, train: ImageSplit, test: ImageSplit,
                  device: torch.device, precision: str, mapping_precision: str):
@@ -272,11 +297,15 @@ class VPTask:
         self.precision, self.mapping_precision = precision, mapping_precision
         canvas = spec.canvas or model.canvas_size
         self.prompt = ExpansivePrompt(canvas, train.input_size, model.mean, model.std).to(device)
-        self.mapping: torch.Tensor | None = None
+        self.mapping: Mapping | None = None
         if spec.method == "rlm":
             self.mapping = random_mapping(model.num_classes, train.num_classes,
                                           torch.Generator().manual_seed(spec.seed)).to(device)
-        self.optimizer = torch.optim.Adam(self.prompt.parameters(), lr=spec.effective_lr)
+        params = list(self.prompt.parameters())
+        if spec.method == "fullymap":  # AutoVP: one Adam over the prompt and the layer, one learning rate
+            self.mapping = fully_connected_mapping(model.num_classes, train.num_classes).to(device)
+            params += list(self.mapping.parameters())
+        self.optimizer = torch.optim.Adam(params, lr=spec.effective_lr)
         # The reference's int(0.5 E), int(0.72 E); for E = 1 both are 0, which MultiStepLR applies before the first
         # step (the whole run at lr / 100). Drops start at epoch 1 at the earliest; E >= 2 is unchanged.
         milestones = [max(1, int(0.5 * spec.epochs)), max(1, int(0.72 * spec.epochs))]
@@ -287,11 +316,15 @@ class VPTask:
         self.lr = spec.effective_lr
 
     def begin_epoch(self, epoch: int) -> None:
-        if self.spec.method == "ilm" or (self.spec.method == "flm" and epoch == 0):
+        method = self.spec.method
+        if method in REVOTED_EVERY_EPOCH or (method == "flm" and epoch == 0):
             self.mapping = _frequency_mapping(self.backbone, self.prompt, self.train, self.device,
-                                              self.mapping_precision)
-        if not self.mapping_history or self.mapping_history[-1][1] != self.mapping.tolist():
-            self.mapping_history.append((epoch, self.mapping.tolist()))
+                                              self.mapping_precision, method)
+        # The history holds the source class each target reads most: a matrix or layer mapping is too large to
+        # keep per epoch, and its dominant classes are what the convergence check and Fig. 1 compare.
+        dominant = dominant_sources(self.mapping).tolist()
+        if not self.mapping_history or self.mapping_history[-1][1] != dominant:
+            self.mapping_history.append((epoch, dominant))
         self.lr = self.optimizer.param_groups[0]["lr"]
         self.prompt.train()
 
@@ -307,13 +340,17 @@ class VPTask:
 
     def evaluate(self, epoch: int) -> float:
         # Evaluated with the mapping of this epoch, as the reference's end-of-epoch test pass.
-        self.test_logits = source_logits(self.backbone, self.prompt, self.test, self.device)[:, self.mapping.cpu()]
+        self.test_logits = mapped_logits(self.backbone, self.prompt, self.mapping, self.test, self.device)
         return 100 * float((self.test_logits.argmax(1) == self.test.labels).double().mean())
 
     def state(self) -> dict:
+        mapping = self.mapping
+        if isinstance(mapping, nn.Module):  # FullyMap: the layer's tensors (a checkpoint holds tensors only)
+            mapping = {k: v.detach().cpu() for k, v in mapping.state_dict().items()}
+        elif mapping is not None:
+            mapping = mapping.cpu()
         return {"theta": self.prompt.theta.detach().cpu(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "lr": self.lr,
-                "mapping": self.mapping.cpu() if self.mapping is not None else None,
+                "scheduler": self.scheduler.state_dict(), "lr": self.lr, "mapping": mapping,
                 "mapping_history": self.mapping_history, "saved_prompts": self.saved_prompts,
                 "test_logits": self.test_logits}
 
@@ -323,7 +360,10 @@ class VPTask:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.lr = state["lr"]
-        self.mapping = state["mapping"].to(self.device) if state["mapping"] is not None else None
+        if isinstance(self.mapping, nn.Module):
+            self.mapping.load_state_dict(state["mapping"])
+        else:
+            self.mapping = state["mapping"].to(self.device) if state["mapping"] is not None else None
         self.mapping_history = [(int(e), list(m)) for e, m in state["mapping_history"]]
         self.saved_prompts, self.test_logits = dict(state["saved_prompts"]), state["test_logits"]
 
@@ -361,19 +401,22 @@ def run_vp(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool 
     paper_batch = 64 if spec.dataset == "oxford_pets" else 128  # the authors' test batch sizes
     summary = metrics.summarize(test_logits, test.labels, paper_batch_size=paper_batch)
     if held is not None:
-        summary.update(_temperature_scaled(source_logits(backbone, task.prompt, held, device)[:, mapping.cpu()],
+        summary.update(_temperature_scaled(mapped_logits(backbone, task.prompt, mapping, held, device),
                                            held.labels, test_logits, test.labels))
     best = int(np.argmax(curves["test_acc"]))
     summary.update(best_acc=curves["test_acc"][best], best_epoch=curves["eval_epoch"][best])
     source_names = model.class_names or [str(i) for i in range(model.num_classes)]
+    dominant = dominant_sources(mapping).tolist()
+    matrix = mapping_summary(mapping)
     return {
         "metrics": summary,
         "convergence": convergence(curves["train_loss"], task.mapping_history, spec.epochs),
         "test_predictions": metrics.encode_predictions(test_logits, test.labels),
         "curves": curves,
-        "mapping": mapping.tolist(),
+        "mapping": dominant,  # for BLM / BLM+ / FullyMap: the source class each target reads most
         "mapping_history": task.mapping_history,
-        "mapped_source_classes": [source_names[s] for s in mapping.tolist()],
+        "mapped_source_classes": [source_names[s] for s in dominant],
+        **({"mapping_matrix": matrix} if matrix is not None else {}),
         "classes": train.classes,
         "model": model.provenance,
         "data": {"n_train": len(train), "n_test": len(test), "input_size": train.input_size,

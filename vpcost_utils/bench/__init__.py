@@ -26,7 +26,9 @@ of two lines printed just before it); lines starting with ``#`` say what was mea
 5. The allocator: the same epochs of mapping and training (N=50, the mini profile's batch of 32) in a fresh
    process under glibc's malloc defaults and with freed memory kept (``allocator.py``, our default): wall,
    system time, minor page faults and peak RSS of each, and their ratios.
-6. The arithmetic pin (``cpu_pin.py``): the linear probe's feature pass, the VP step and the ILM mapping pass in a
+6. The label-mapping methods (issue #35): each method's seconds per training step through ``train.VPTask`` (its
+   mapping pass spread over the epoch's steps, as in a run) and its ratio to ILM's (``bench/methods.py``).
+7. The arithmetic pin (``cpu_pin.py``): the linear probe's feature pass, the VP step and the ILM mapping pass in a
    fresh process with no pin (``native``) and under the pin, CPU ms per image and the pinned / native ratio.
 
 Images are random uint8 tensors (the speed of a frozen network does not depend on what it sees);
@@ -41,14 +43,14 @@ import torch
 
 from .allocator import allocator_lines
 from .common import emit, load_model, note
+from .methods import method_lines
 from .packing import packing_lines
 from .phases import phase_lines, switch_lines
 from .pin_cost import pin_cost_lines
 from .whole_run import final_accuracies, whole_run_lines
 
-__all__ = ["allocator_lines", "final_accuracies", "main", "packing_lines", "phase_lines", "pin_cost_lines",
-           "switch_lines",
-           "whole_run_lines"]
+__all__ = ["allocator_lines", "final_accuracies", "main", "method_lines", "packing_lines", "phase_lines",
+           "pin_cost_lines", "switch_lines", "whole_run_lines"]
 
 
 def header(device: torch.device) -> None:
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allocator-epochs", type=int, default=None,
                         help="epochs of the allocator section (4; quick 1)")
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["phases", "switches", "whole-run", "packing", "allocator", "pin"])
+                        choices=["phases", "switches", "whole-run", "packing", "allocator", "methods", "pin"])
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if args.quick:
@@ -103,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     if "allocator" not in args.skip and device.type == "cpu":  # glibc's malloc holds a CPU run's tensors only
         allocator_lines(args.model, args.arch, args.input_size, 50, args.allocator_epochs or (1 if args.quick else 4),
                         32, test_images)
+    if "methods" not in args.skip:
+        method_lines(model, device, args.input_size, epochs=epochs_timed, batch=args.batch if args.quick else 32,
+                     repeats=repeats)
     if "pin" not in args.skip and device.type == "cpu":  # the pin is a CPU instruction-set level
         pin_cost_lines(args.model, args.arch, args.input_size, 32, 1 if args.quick else 3)
     return 0

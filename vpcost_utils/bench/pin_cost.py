@@ -1,4 +1,4 @@
-"""Section 6 of the bench: what the arithmetic pin (``cpu_pin.py``) costs against the machine's own best kernels.
+"""Section 7 of the bench: what the arithmetic pin (``cpu_pin.py``) costs against the machine's own best kernels.
 
 Each side runs in a fresh process, because PyTorch, MKL and oneDNN read their instruction-set setting once, at their
 first kernel: ``VPCOST_ARITHMETIC=native`` (no pin) and the pin asked for (default ``avx2``). Per phase, CPU seconds

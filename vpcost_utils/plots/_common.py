@@ -22,8 +22,8 @@ DATASET_TITLES = {
     "imdb": "IMDB", "ag_news": "AG News", "dbpedia_14": "DBPedia", "splice": "DNA Splice",
     "synth_shapes": "synth_shapes (generated)", "digits": "digits (sklearn)",
 }
-METHOD_LABELS = {"rlm": "RLM-VP", "flm": "FLM-VP", "ilm": "ILM-VP", "vp": "VP", "ilm-vp": "ILM-VP",
-                 "max": "max", "mean": "mean"}
+METHOD_LABELS = {"rlm": "RLM-VP", "flm": "FLM-VP", "ilm": "ILM-VP", "blm": "BLM-VP", "blm+": "BLM+-VP",
+                 "fullymap": "FullyMap-VP", "vp": "VP", "ilm-vp": "ILM-VP", "max": "max", "mean": "mean"}
 ARCH_TITLES = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50", "deit_tiny": "DeiT-T",
                "swin_tiny": "Swin-T", "clip_vit_l14_336": "CLIP ViT-L/14@336", "smallcnn": "SmallCNN",
                "tinyclip": "TinyCLIP"}
@@ -51,8 +51,9 @@ _SUFFIX_FORM = "[" + "|".join(f"-{x}" for x in _SUFFIXES) + "]"
 _TAG_FORMS = (*_DENSE_TAGS, "lt-<remaining %>", "acdc-<sparsity %>", "rigl-<sparsity %>",
               f"prune-<sparsity %>{_SUFFIX_FORM}", "gmp", f"w<bits>a<bits>{_SUFFIX_FORM}", "int<bits>-tflite",
               "upop-<factor>x")
-_METHOD_STYLE = {"ilm": ("-", "o"), "flm": ("--", "s"), "rlm": (":", "^"), "vp": ("--", "s"), "ilm-vp": ("-", "o"),
-                 "max": ("-", "o"), "mean": ("--", "s")}
+_METHOD_STYLE = {"ilm": ("-", "o"), "flm": ("--", "s"), "rlm": (":", "^"), "blm": ("-.", "D"), "blm+": ("-.", "v"),
+                 "fullymap": ((0, (5, 1)), "P"), "vp": ("--", "s"), "ilm-vp": ("-", "o"), "max": ("-", "o"),
+                 "mean": ("--", "s")}
 _PANEL = (3.4, 2.7)  # inches per panel: readable at notebook width with 4 columns
 
 
