@@ -225,7 +225,7 @@ def test_the_bench_section_prints_each_methods_step_cost_and_its_ratio_to_ilm(ca
     ratios = method_lines(create_model("smallcnn/dense"), torch.device("cpu"), input_size=16, shots=2, epochs=1,
                           batch=8)
     values, printed = parse(capsys.readouterr().out)
-    assert set(ratios) == set(METHODS["vp"]) - {"ilm"}
+    assert set(ratios) == set(mapping.MAPPING_METHODS) - {"ilm"}
     for method in ratios:
         name = f"{method} vs ilm step cost ratio"
         assert printed[name] == (f"{method} s per step", "ilm s per step")
@@ -244,7 +244,7 @@ def test_the_smoke_label_mapping_section_runs_every_method_and_refuses_an_unknow
     pair = (cfg["dense"], cfg["sparse"])
     figures = {(s.model, s.dataset) for s in specs if s.method == "ilm" and not s.save_prompts and s.model in pair}
     assert figures == {(m, d) for m in pair for d in cfg["datasets"]}, "ILM is the figures' own runs"
-    for method in METHODS["vp"]:
+    for method in mapping.MAPPING_METHODS:  # every prompt method (the linear probe is not in this comparison)
         for model in (cfg["dense"], cfg["sparse"]):
             assert {s.dataset for s in specs if s.method == method and s.model == model} == set(cfg["datasets"])
     with pytest.raises(UnknownNameError, match="blm\\+.*fullymap"):

@@ -15,7 +15,8 @@ from collections.abc import Callable
 import torch
 
 from .. import train as vp
-from ..config import METHODS, RunSpec
+from ..config import RunSpec
+from ..mapping import MAPPING_METHODS
 from ..models import SourceModel
 from .common import best_seconds, emit, emit_ratio, note, our_backbone, random_split
 
@@ -35,7 +36,7 @@ def _epochs_of(task: vp.VPTask, n_train: int, batch: int, epochs: int) -> Callab
 
 
 def method_lines(model: SourceModel, device: torch.device, input_size: int = 32, shots: int = 10, epochs: int = 2,
-                 batch: int = 32, repeats: int = 1, methods: tuple[str, ...] = METHODS["vp"], canvas: int | None = None
+                 batch: int = 32, repeats: int = 1, methods: tuple[str, ...] = MAPPING_METHODS, canvas: int | None = None
                  ) -> dict[str, float]:
     """Seconds per training step of each method (mapping pass included) and its ratio to ILM's; returns the
     ratios by method. ``canvas``: the prompt's canvas (None: the model's own; the mini profile uses 128)."""
