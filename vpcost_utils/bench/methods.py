@@ -36,7 +36,8 @@ def _epochs_of(task: vp.VPTask, n_train: int, batch: int, epochs: int) -> Callab
 
 
 def method_lines(model: SourceModel, device: torch.device, input_size: int = 32, shots: int = 10, epochs: int = 2,
-                 batch: int = 32, repeats: int = 1, methods: tuple[str, ...] = MAPPING_METHODS, canvas: int | None = None
+                 batch: int = 32, repeats: int = 1, methods: tuple[str, ...] = MAPPING_METHODS,
+                 canvas: int | None = None
                  ) -> dict[str, float]:
     """Seconds per training step of each method (mapping pass included) and its ratio to ILM's; returns the
     ratios by method. ``canvas``: the prompt's canvas (None: the model's own; the mini profile uses 128)."""
