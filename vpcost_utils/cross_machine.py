@@ -21,11 +21,14 @@ from .config import RunSpec
 EXPECTED = Path(__file__).resolve().parent.parent / "tests" / "data" / "arithmetic_expected.json"
 _MINI = {"epochs": 16, "eval_every": 16, "canvas": 128, "max_test": 2000}
 
-#: dense and one-shot 50 % sparse Lite0, N=1 and N=10, Fashion-MNIST, the mini profile's protocol (VP, ILM)
+#: dense and one-shot 50 % sparse Lite0, N=1 and N=10, Fashion-MNIST, the mini profile's protocol (VP, ILM), and the
+#: dose-response study's linear probe (dense, N=10, 224 px)
 SPECS: tuple[RunSpec, ...] = (
     RunSpec("efficientnet_lite0/dense", "fashion_mnist", n_shots=1, seed=0, **_MINI),
     RunSpec("efficientnet_lite0/prune-50", "fashion_mnist", n_shots=1, seed=0, **_MINI),
     RunSpec("efficientnet_lite0/dense", "fashion_mnist", n_shots=10, seed=0, **_MINI),
+    RunSpec("efficientnet_lite0/dense", "fashion_mnist", method="lp", n_shots=10, seed=0, eval_every=100,
+            max_test=2000, holdout=10),
 )
 
 
