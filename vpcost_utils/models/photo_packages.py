@@ -337,7 +337,8 @@ def held_out_agreement(module: nn.Module, dense: nn.Module, mean: tuple[float, .
 
 def sources_markdown() -> str:
     """The tables of packages and photographs (roles, licences, sha256) that docs/models.md shows."""
-    lines = ["| package | version | .deb sha256 | licences (debian/copyright) | photographs |", "|---|---|---|---|---:|"]
+    lines = ["| package | version | .deb sha256 | licences (debian/copyright) | photographs |",
+             "|---|---|---|---|---:|"]
     for short, spec in PACKAGES.items():
         name, version = spec["package"].split("=", 1)
         mine = [p for p in PHOTOS if p.name.startswith(short + "/")]
