@@ -9,6 +9,9 @@ training, both by distillation from the dense model on augmented crops of the ca
   (the one-shot models' layers), exact, mask fixed over the last 40 % of the steps;
 - ``efficientnet_lite0/prune-50-reconstructed``: the same layers, every one 50 % sparse from the start by
   layer-wise reconstruction (``reconstruct.py``), the mask fixed through all the distillation steps;
+- ``efficientnet_lite0/prune-50-wallpapers``: the ``prune-50-recovered`` recipe on the 44 calibration
+  photographs of ``photo_packages`` (the library's twelve and 32 from Debian's desktop-background packages):
+  only the data differs, so it tells whether the photographs or the recipe limit the recovery (issue #36);
 - ``efficientnet_lite0/w4a8-recovered``, ``w4a4-recovered``: 4-bit per-channel weights, 8- or 4-bit
   activations, 8-bit first and last layer (the paper's quantized models are LSQ QAT).
 
