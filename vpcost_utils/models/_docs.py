@@ -95,4 +95,6 @@ def registry_markdown() -> str:
         rows.append("| " + " | ".join(_cell(x) for x in (
             f"`{name}`", f"{e.compression} ({e.method})", level, e.top1, e.source, e.filename, e.obtainable,
             substitute)) + " |")
-    return HEADER + "\n".join(rows) + "\n" + agreement_markdown()
+    from ._docs_photos import photos_markdown  # issue #36's section: the Debian photographs, the paper's levels
+
+    return HEADER + "\n".join(rows) + "\n" + agreement_markdown() + photos_markdown()

@@ -4,7 +4,7 @@ No sparse or low-bit EfficientNet-Lite checkpoint can be had from the package re
 real compressed model, Google's int8 file, is ``efficientnet_lite0/int8-tflite``), and ImageNet
 itself cannot be had, so these are post-training compressions without retraining, labelled as such:
 
-- ``efficientnet_lite0/prune-{30,40,50,70}``: one-shot global magnitude pruning (``prune.magnitude_prune``)
+- ``efficientnet_lite0/prune-{30,40,50,70,80,90}``: one-shot global magnitude pruning (``prune.magnitude_prune``)
   of every dense convolution but the stem (the 1x1 expansion, projection and head convolutions) to
   exactly that percent sparsity. Depthwise convolutions, BatchNorm, the stem convolution and the
   classifier stay dense; sparsity is counted over the pruned layers.
@@ -43,7 +43,7 @@ from .agreement import normalise, upstream_agreement
 RECIPE_VERSION = 3  # 3: calibration never sees the held-out photographs; agreement measured on them
 ARCH = "efficientnet_lite0"
 DENSE = f"{ARCH}/dense"
-PRUNE_LEVELS = (30, 40, 50, 70)
+PRUNE_LEVELS = (30, 40, 50, 70, 80, 90)  # 80, 90: the paper's AC/DC-80/90 and GMP-90 levels
 QUANT_BITS = (8, 4, 3, 2)
 CALIB_SIZE = 224  # the weights' own resolution: BatchNorm and activation ranges are measured there
 CALIB_IMAGES = 512

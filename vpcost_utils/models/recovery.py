@@ -62,7 +62,7 @@ PRUNE_METHODS: dict[str, tuple[str, str]] = {
     "gmp": ("gmp-distill", "gradual magnitude pruning"),
     "reconstruct": ("obs-distill", "layer-wise OBS reconstruction pruning"),
 }
-_LATER_FIELDS = {"prune": "gmp"}  # fields added after RECIPE_VERSION 1, with their default
+_LATER_FIELDS = {"prune": "gmp", "photos": ()}  # fields added after RECIPE_VERSION 1, with their default
 RECONSTRUCT_CROPS = 256  # calibration crops for the layer-wise Hessians: 512 (or augmented ones) did no better
 
 
@@ -84,10 +84,17 @@ class Recipe:
     ramp: float = 0.6
     prune_every: int = 50
     prune: str = "gmp"  # "gmp" (gradual magnitude) | "reconstruct" (layer-wise OBS, then fixed)
+    # the calibration photographs by name (photo_packages.calibration_names); empty: the library's twelve
+    photos: tuple[str, ...] = ()
     seed: int = 0
     version: int = RECIPE_VERSION
 
     def __post_init__(self) -> None:
+        if self.photos:
+            from .photo_packages import check_calibration
+
+            object.__setattr__(self, "photos", tuple(self.photos))  # a list would not hash, and keys must not vary
+            check_calibration(self.photos)  # a held-out photograph is refused here, before anything is built
         if self.kind == "sparse":
             if self.sparsity not in SPARSITIES:
                 raise SpecError(f"recovered sparsity {self.sparsity!r} is not supported; choose one of {SPARSITIES}")
@@ -147,12 +154,33 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
                     reduction="batchmean") * t * t
 
 
+def _distillation_crops(recipe: Recipe) -> torch.Tensor:
+    """The recipe's augmented crops: of its named photographs, or of the library's calibration ones."""
+    if recipe.photos:
+        from .photo_packages import distillation_crops_of
+
+        return distillation_crops_of(recipe.photos, recipe.pool, recipe.size, recipe.seed)
+    return distillation_crops(recipe.pool, recipe.size, recipe.seed)
+
+
+def _calibration_crops(recipe: Recipe, n: int) -> torch.Tensor:
+    if recipe.photos:
+        from .photo_packages import calibration_crops_of
+
+        return calibration_crops_of(recipe.photos, n, recipe.size, recipe.seed)
+    return calibration_crops(n, recipe.size, recipe.seed)
+
+
 def _pool(dense: nn.Module, mean: tuple, std: tuple, recipe: Recipe) -> tuple[torch.Tensor, torch.Tensor]:
     """The augmented crops (regenerated: deterministic) and the dense model's logits on them (cached)."""
-    crops = distillation_crops(recipe.pool, recipe.size, recipe.seed)
+    crops = _distillation_crops(recipe)
     # the thread count and kernel set too: the teacher's logits follow its summation order (arithmetic.py)
     what = (f"{recipe.pool}-{recipe.size}-{recipe.seed}-{RECIPE_VERSION}-{_fingerprint(dense)}-{mean}-{std}"
             f"-t{torch.get_num_threads()}-{arithmetic_key()}")
+    if recipe.photos:  # only then: the tags of the pools cached before the field existed stay as they were
+        from .photo_packages import names_digest
+
+        what += f"-photos-{names_digest(recipe.photos)}"
     tag = hashlib.sha256(what.encode()).hexdigest()[:12]
     path = paths.models_dir() / "recovery" / f"teacher-logits-{tag}.pt"
     if path.exists():
@@ -168,7 +196,7 @@ def _student(dense: nn.Module, mean: tuple, std: tuple, recipe: Recipe) -> nn.Mo
     if recipe.kind == "quant":
         from .quantize import fake_quantize
 
-        calib = list(normalise(calibration_crops(256, recipe.size, recipe.seed), mean, std).split(64))
+        calib = list(normalise(_calibration_crops(recipe, 256), mean, std).split(64))
         student = fake_quantize(student, recipe.weight_bits, calib, per_channel=True, act_bits=recipe.act_bits)
     return student.eval().requires_grad_(True)
 
@@ -204,7 +232,7 @@ def build(recipe: Recipe, dense: nn.Module, mean: tuple, std: tuple,
     if pruned and masks is None and recipe.prune == "reconstruct":
         from .reconstruct import reconstruct_prune
 
-        calib = list(normalise(calibration_crops(RECONSTRUCT_CROPS, recipe.size, recipe.seed), mean, std).split(64))
+        calib = list(normalise(_calibration_crops(recipe, RECONSTRUCT_CROPS), mean, std).split(64))
         masks = reconstruct_prune(student, layers(student), calib, recipe.sparsity, progress=progress)
     bar = tqdm(total=recipe.steps, initial=step, desc=f"recover {recipe.kind} {recipe.key()}", disable=not progress)
     while step < recipe.steps:

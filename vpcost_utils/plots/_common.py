@@ -45,7 +45,7 @@ FAMILY_TITLES = {"lt": "LT (IMP)", "acdc": "AC/DC", "rigl": "RigL", "gmp-r18": "
 _DENSE_TAGS = ("dense", "dense-v1", "fp32", "timm", "openai", "upop-coco", "base")
 _SPARSE_KINDS = {"acdc": "AC/DC", "rigl": "RigL", "prune": "Pruned", "gmp": "GMP"}
 # How a model built here from a dense one says how it was made, after its level (models/efficientnet_lite_recovered.py)
-_SUFFIXES = ("bn", "recovered", "reconstructed")
+_SUFFIXES = ("bn", "recovered", "reconstructed", "wallpapers")
 _RECIPE = "(?:-(?:" + "|".join(_SUFFIXES) + "))?"
 _SUFFIX_FORM = "[" + "|".join(f"-{x}" for x in _SUFFIXES) + "]"
 _TAG_FORMS = (*_DENSE_TAGS, "lt-<remaining %>", "acdc-<sparsity %>", "rigl-<sparsity %>",
