@@ -342,8 +342,9 @@ def _run_submitit(todo: list[RunSpec], store: ResultStore, device: str | None, e
                 jobs.append((chunk, executor.submit(ChunkJob([s.to_dict() for s in chunk], str(store.root),
                                                              device))))
     except Exception as exc:  # sbatch refused: nothing was submitted, nothing in the store was touched
-        raise SlurmConfigError(f"the cluster refused the job array ({type(exc).__name__}: "
-                               f"{str(exc).strip()[-800:]}); nothing was submitted and the {len(todo)} pending "
+        said = "; ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())[-800:]
+        raise SlurmConfigError(f"the cluster refused the job array ({type(exc).__name__}: {said}); nothing "
+                               f"was submitted and the {len(todo)} pending "
                                f"runs are still pending, every record in {store.root} is kept: fix the option "
                                f"sbatch names and run the sweep again") from exc
     failures = []
