@@ -35,7 +35,7 @@ from pathlib import Path
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol", "scancel")
 DAEMONS = ("munged", "slurmctld", "slurmd", "slurmstepd")
 PARTITION = "debug"
-MAX_ARRAY_SIZE = 4  # small on purpose: the runner must size its arrays to the cluster's limit, not to its own
+MAX_ARRAY_SIZE = 2  # small on purpose: the runner must size its arrays to the cluster's limit, not to its own
 
 # What submitit's sacct call gets here: JobID|State|NodeList for the job ids it asks about, from squeue,
 # which keeps finished jobs for MinJobAge seconds. squeue prints array tasks as <job>_<task>, as sacct does;
@@ -150,7 +150,8 @@ class LocalSlurm:
             "InactiveLimit=0",
             "Waittime=0",
             f"NodeName={self.node} NodeAddr=127.0.0.1 {node} State=UNKNOWN",
-            f"PartitionName={PARTITION} Nodes={self.node} Default=YES MaxTime=60 State=UP",
+            # FORCE:2: two jobs per core, so that two arrays over one store really run side by side on 2 cores
+            f"PartitionName={PARTITION} Nodes={self.node} Default=YES MaxTime=60 OverSubscribe=FORCE:2 State=UP",
             "",
         ]))
         shim = self.bin / "sacct"

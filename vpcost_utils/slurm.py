@@ -67,19 +67,18 @@ def _client(*cmd: str, timeout: float = 30) -> subprocess.CompletedProcess:
 
 
 def parse_minutes(value: str) -> int | None:
-    """A SLURM time (``UNLIMITED``, ``30``, ``1:00:00``, ``2-00:00:00``) in whole minutes; None: unlimited."""
+    """A SLURM time in whole minutes, rounded up; None: unlimited. SLURM's forms: ``M``, ``M:S``, ``H:M:S``,
+    ``D-H``, ``D-H:M``, ``D-H:M:S`` (``MaxTime`` prints ``1:00:00``, squeue's elapsed ``0:42``)."""
     value = value.strip()
     if value.upper() in ("UNLIMITED", "INFINITE", "NONE", ""):
         return None
     days, _, rest = value.rpartition("-")
     parts = [int(p) for p in rest.split(":")]
-    if not days and len(parts) == 1:  # plain minutes
-        seconds = parts[0] * 60
-    else:
-        parts = [0] * (3 - len(parts)) + parts  # [h, m, s]
-        seconds = parts[0] * 3600 + parts[1] * 60 + parts[2]
-    seconds += int(days or 0) * 86400
-    return math.ceil(seconds / 60)
+    if days:  # D-H, D-H:M, D-H:M:S
+        h, m, s = (parts + [0, 0])[:3]
+    else:  # M, M:S, H:M:S
+        h, m, s = {1: (0, parts[0], 0), 2: (0, *parts), 3: tuple(parts)}[len(parts)]
+    return math.ceil((int(days or 0) * 86400 + h * 3600 + m * 60 + s) / 60)
 
 
 def _fields(text: str) -> dict[str, str]:
