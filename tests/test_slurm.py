@@ -219,7 +219,9 @@ def test_requeue_and_time_limit_resume_mid_run_to_the_uninterrupted_record(on_cl
     from vpcost_utils.runs import run
 
     reference_store = ResultStore(tmp_path / "reference")
-    reference = {s.run_id: run(s, reference_store, progress=False) for s in (a, b)}
+    for spec in (a, b):
+        run(spec, reference_store, progress=False)
+    reference = {spec.run_id: reference_store.read(spec.run_id) for spec in (a, b)}  # as JSON, like the others
     for t in threads:
         t.join(timeout=600)
     assert not errors, errors
