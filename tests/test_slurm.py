@@ -178,12 +178,12 @@ def _wait(what: str, ok, timeout: float) -> None:
 
 def test_requeue_and_time_limit_resume_mid_run_to_the_uninterrupted_record(on_cluster, model_ready, tmp_path):
     # A: requeued with `scontrol requeue` once its mid-run checkpoint holds epoch 3 or later. B: its time limit
-    # cut, once its checkpoint holds epoch 2, to 2 minutes more than the job has run (`scontrol update
+    # cut, once its checkpoint holds epoch 2, to 1-2 minutes more than the job has run (`scontrol update
     # TimeLimit=`, as a site's admin does), so that SLURM's own warning signal (SIGUSR2, 90 s ahead; SLURM's
     # time checks run every 30 s) reaches it mid-run whatever this machine's load; the limit is set back to 10
     # minutes while the requeued job waits, so that it is stopped once. Both jobs: one run each, 10 minutes.
     a = RunSpec("smallcnn/dense", "digits", n_shots=10, epochs=24, eval_every=6, seed=11)
-    b = RunSpec("smallcnn/dense", "digits", n_shots=10, epochs=60, eval_every=15, seed=21)
+    b = RunSpec("smallcnn/dense", "digits", n_shots=10, epochs=90, eval_every=30, seed=21)  # 40-60 s idle
     store = ResultStore(tmp_path / "runs")
     results: dict[str, sweep.SweepResult] = {}
     errors: list[BaseException] = []
@@ -209,8 +209,10 @@ def test_requeue_and_time_limit_resume_mid_run_to_the_uninterrupted_record(on_cl
     on_cluster.run("scontrol", "requeue", job_a)
     _wait("run B's checkpoint at epoch 2", lambda: sweep._saved_epoch(saved_b) >= 2, 300)
     [job_b] = _job_ids("timelimit", on_cluster)
-    ran_for = on_cluster.run("squeue", "--noheader", f"--jobs={job_b}", "--format=%M").stdout.strip()
-    on_cluster.run("scontrol", "update", f"JobId={job_b}", f"TimeLimit={slurm.parse_minutes(ran_for) + 2}")
+    ran_for = slurm.parse_seconds(on_cluster.run("squeue", "--noheader", f"--jobs={job_b}", "--format=%M").stdout)
+    # 60-120 s left: SLURM sends the signal at its next time check (within 30 s) once the time left is under the
+    # signal's 90 s plus its 30-s check period, and the limit itself is still a minute or more away
+    on_cluster.run("scontrol", "update", f"JobId={job_b}", f"TimeLimit={(ran_for + 120) // 60}")
     _wait("the warning signal to stop run B",
           lambda: any(e[2] == "interrupted" for e in events(tmp_path / "timelimit")), 120)
     on_cluster.run("scontrol", "update", f"JobId={job_b}", "TimeLimit=10")

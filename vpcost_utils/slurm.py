@@ -20,6 +20,7 @@ before the checks pass, and a failed ``sbatch`` leaves the store as it was.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -66,9 +67,9 @@ def _client(*cmd: str, timeout: float = 30) -> subprocess.CompletedProcess:
                                f"({os.environ.get('SLURM_CONF', 'unset')}) names it") from None
 
 
-def parse_minutes(value: str) -> int | None:
-    """A SLURM time in whole minutes, rounded up; None: unlimited. SLURM's forms: ``M``, ``M:S``, ``H:M:S``,
-    ``D-H``, ``D-H:M``, ``D-H:M:S`` (``MaxTime`` prints ``1:00:00``, squeue's elapsed ``0:42``)."""
+def parse_seconds(value: str) -> int | None:
+    """A SLURM time in seconds; None: unlimited. SLURM's forms: ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M``,
+    ``D-H:M:S`` (``MaxTime`` prints ``1:00:00``, squeue's elapsed time ``0:42``)."""
     value = value.strip()
     if value.upper() in ("UNLIMITED", "INFINITE", "NONE", ""):
         return None
@@ -78,7 +79,13 @@ def parse_minutes(value: str) -> int | None:
         h, m, s = (parts + [0, 0])[:3]
     else:  # M, M:S, H:M:S
         h, m, s = {1: (0, parts[0], 0), 2: (0, *parts), 3: tuple(parts)}[len(parts)]
-    return math.ceil((int(days or 0) * 86400 + h * 3600 + m * 60 + s) / 60)
+    return int(days or 0) * 86400 + h * 3600 + m * 60 + s
+
+
+def parse_minutes(value: str) -> int | None:
+    """A SLURM time in whole minutes, rounded up; None: unlimited (``parse_seconds``)."""
+    seconds = parse_seconds(value)
+    return None if seconds is None else math.ceil(seconds / 60)
 
 
 def _fields(text: str) -> dict[str, str]:
@@ -119,23 +126,36 @@ def cluster() -> Cluster:
     return Cluster(partitions, default, max_array)
 
 
-def seconds_per_pass(store: ResultStore) -> dict[str, float]:
-    """Measured seconds per image pass by architecture: the median over the store's finished, unresumed runs."""
+def seconds_per_pass(store: ResultStore, newest: int = 200) -> dict[str, float]:
+    """Measured seconds per image pass by architecture, from the store's ``newest`` finished, unresumed records.
+
+    A run's wall time holds a fixed part (the model and data load) beside its passes, which inflates the rate of
+    small runs; so per architecture only the larger half of the runs (by passes) count, and their median is
+    taken. Only the newest records are read: a store of the paper grid holds thousands, each with its logits.
+    """
     from .plan import arch_of, run_passes
 
-    rates: dict[str, list[float]] = {}
-    for record in store.records():
-        wall = record.get("env", {}).get("wall_time_s")
-        if not wall or record.get("runtime", {}).get("resumed_at_epoch"):
-            continue  # a resumed run's wall time is only its last part
+    paths = [p for p in store.root.glob("*.json") if not p.name.endswith(".error.json")]
+    paths = sorted(paths, key=lambda p: p.stat().st_mtime, reverse=True)[:newest]
+    measured: dict[str, list[tuple[int, float]]] = {}
+    for path in paths:
         try:
+            record = json.loads(path.read_text())
+            wall = record.get("env", {}).get("wall_time_s")
+            if not wall or record.get("runtime", {}).get("resumed_at_epoch"):
+                continue  # a resumed run's wall time is only its last part
             spec = RunSpec.from_dict(record["spec"])
             passes = run_passes(spec).total
-        except (VpcostError, KeyError, TypeError):
-            continue
+        except (OSError, ValueError, VpcostError, KeyError, TypeError):
+            continue  # a record being replaced, or of an older layout: not a measurement
         if passes:
-            rates.setdefault(arch_of(spec.model), []).append(wall / passes)
-    return {arch: statistics.median(values) for arch, values in rates.items()}
+            measured.setdefault(arch_of(spec.model), []).append((passes, wall))
+    rates = {}
+    for arch, runs in measured.items():
+        runs.sort()
+        larger = runs[len(runs) // 2:]
+        rates[arch] = statistics.median(wall / passes for passes, wall in larger)
+    return rates
 
 
 def longest_run(specs: Sequence[RunSpec], store: ResultStore) -> tuple[RunSpec, float] | None:
