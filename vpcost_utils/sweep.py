@@ -259,28 +259,68 @@ class ChunkJob(_Checkpointable):
     On preemption or timeout submitit calls ``checkpoint`` and requeues the same chunk; the store
     makes the requeued job skip every run that finished, and the run that was in progress resumes from
     its last mid-run checkpoint in the store folder (``checkpoint.py``; at most ``VPCOST_CHECKPOINT_SECONDS``
-    of its work is redone), so the store folder must be on a filesystem the requeued job sees.
+    of its work is redone), so the store folder must be on a filesystem the requeued job sees. A job SLURM
+    itself requeues (``scontrol requeue``, a node failure, preemption without the warning signal) is started
+    again from the same pickle, with the same effect.
+
+    Each step is printed to the job's log as ``vpcost <UTC time> <job> <event> <run id> ...``: what the job did
+    is read from there (the SLURM tests count runs and measure the seconds an interruption cost from it).
     """
 
     def __init__(self, specs: list[dict[str, Any]], root: str, device: str | None):
         self.specs, self.root, self.device = specs, root, device
+        self.current: str | None = None  # the run in progress, for checkpoint()'s log line
+
+    def _log(self, event: str, run_id: str = "-", detail: str = "") -> None:
+        from datetime import datetime, timezone
+
+        from .slurm import job_label
+
+        stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        print(f"vpcost {stamp} {job_label() or 'local'} {event} {run_id} {detail}".rstrip(), flush=True)
 
     def __call__(self) -> list[dict[str, Any]]:
+        import time
+
         store, failures = ResultStore(self.root), []
+        self._log("chunk-start", detail=f"{len(self.specs)} runs")
         for d in self.specs:
             spec = RunSpec.from_dict(d)
             if store.has(spec):
+                self._log("skip-done", spec.run_id)
                 continue
+            self.current, start = spec.run_id, time.monotonic()
+            self._log("run-start", spec.run_id)
             try:
-                _run_and_clear(spec, store, self.device)
+                outcome = _run_and_clear(spec, store, self.device)
+                self._log(outcome.replace(" ", "-"), spec.run_id, f"{time.monotonic() - start:.2f}s")
             except Exception as exc:  # isolate the run; the chunk goes on
                 failures.append(_record_failure(store, spec, exc))
+                self._log("failed", spec.run_id, f"{type(exc).__name__}")
+            self.current = None
+        self._log("chunk-end", detail=f"{len(failures)} failed")
         return failures
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         from submitit.helpers import DelayedSubmission
 
+        from .checkpoint import checkpoint_path
+
+        if self.current is not None:  # the run the signal stopped: where its requeued job will resume it
+            saved = checkpoint_path(self.root, self.current)
+            epoch = _saved_epoch(saved)
+            self._log("interrupted", self.current, f"checkpoint-epoch={epoch}")
         return DelayedSubmission(ChunkJob(self.specs, self.root, self.device))
+
+
+def _saved_epoch(path: Any) -> int:
+    """The epoch a mid-run checkpoint holds (0: none, the run restarts from its beginning)."""
+    import torch
+
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["state"]["epoch"])
+    except Exception:  # absent or half-written: the loop then starts from zero, as this says
+        return 0
 
 
 def _run_submitit(todo: list[RunSpec], store: ResultStore, device: str | None, executor: Any,
@@ -289,15 +329,27 @@ def _run_submitit(todo: list[RunSpec], store: ResultStore, device: str | None, e
         import submitit
     except ImportError as exc:
         raise VpcostError("runner='submitit' needs submitit: pip install 'vpcost-utils[sweep]'") from exc
+    from .slurm import SlurmConfigError, check_submission, slurm_parameters, submitit_folder
 
     if not todo:
         return []
-    executor = executor or submitit.AutoExecutor(folder=str(store.root.parent / "submitit"))
+    executor = executor or submitit.AutoExecutor(folder=str(submitit_folder(store)))
+    params = slurm_parameters(executor)
+    if params is not None:  # a real cluster: ask it first (controller, partition, time limit, array size)
+        max_jobs = check_submission(params, todo, store, max_jobs)
     chunks = chunk_specs(todo, max_jobs)
     jobs = []
-    with executor.batch():  # one SLURM job array
-        for chunk in chunks:
-            jobs.append((chunk, executor.submit(ChunkJob([s.to_dict() for s in chunk], str(store.root), device))))
+    try:
+        with executor.batch():  # one SLURM job array
+            for chunk in chunks:
+                jobs.append((chunk, executor.submit(ChunkJob([s.to_dict() for s in chunk], str(store.root),
+                                                             device))))
+    except Exception as exc:  # sbatch refused: nothing was submitted, nothing in the store was touched
+        said = "; ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())[-800:]
+        raise SlurmConfigError(f"the cluster refused the job array ({type(exc).__name__}: {said}); nothing "
+                               f"was submitted and the {len(todo)} pending "
+                               f"runs are still pending, every record in {store.root} is kept: fix the option "
+                               f"sbatch names and run the sweep again") from exc
     failures = []
     for chunk, job in jobs:
         try:
@@ -308,18 +360,39 @@ def _run_submitit(todo: list[RunSpec], store: ResultStore, device: str | None, e
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m vpcost_utils.sweep --profile paper --dry-run``: how a profile's runs are packed into jobs."""
+    """``python -m vpcost_utils.sweep --profile paper --dry-run``: how a profile's runs are packed into jobs;
+    ``--runner submitit --partition P --time-min T``: run them on SLURM (docs/slurm.md)."""
     import argparse
+    from pathlib import Path
 
     from .plan import profile_specs, run_passes
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--profile", default="paper")
+    parser.add_argument("--sections", nargs="+", default=None, help="notebook sections (default: all)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N runs (a slice, to try a cluster)")
     parser.add_argument("--max-jobs", type=int, default=MAX_JOBS)
     parser.add_argument("--dry-run", action="store_true", help="print the packing; submit nothing")
     parser.add_argument("--check", action="store_true", help="run the preflight on every run first (preflight.py)")
+    parser.add_argument("--runner", choices=RUNNERS, default=None, help="run the runs (default: only print)")
+    parser.add_argument("--store", default=None, help="the records' folder (default: outputs/<profile>/runs, "
+                        "where the notebooks read them); on a cluster, a filesystem every node sees")
+    parser.add_argument("--device", default=None)
+    slurm = parser.add_argument_group("SLURM (--runner submitit; docs/slurm.md)")
+    slurm.add_argument("--partition", default=None, help="sbatch --partition (default: the cluster's default)")
+    slurm.add_argument("--time-min", type=int, default=None, help="sbatch --time in minutes (required)")
+    slurm.add_argument("--cpus-per-task", type=int, default=None)
+    slurm.add_argument("--mem-gb", type=float, default=None)
+    slurm.add_argument("--gpus-per-node", type=int, default=None)
+    slurm.add_argument("--gres", default=None, help="sbatch --gres, e.g. gpu:a100:1 (instead of --gpus-per-node)")
+    slurm.add_argument("--signal-delay", type=int, default=None, help="seconds of warning (SIGUSR2) before the "
+                       "time limit (default 90)")
+    slurm.add_argument("--array-parallelism", type=int, default=None, help="array tasks running at once")
+    slurm.add_argument("--account", default=None)
+    slurm.add_argument("--qos", default=None)
     args = parser.parse_args(argv)
-    specs = [s for specs in profile_specs(args.profile).values() for s in specs]
+    by_section = profile_specs(args.profile, args.sections)
+    specs = [s for specs in by_section.values() for s in specs][:args.limit]
     if args.check:
         from .preflight import check
 
@@ -333,9 +406,38 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(specs)} runs of the {args.profile} profile -> {len(chunks)} jobs (one job array); runs per job "
           f"{min(map(len, chunks))}-{max(map(len, chunks))}; million image passes per job "
           f"{min(costs):.2f}-{max(costs):.2f}")
-    if not args.dry_run:
-        print("submit from a notebook or Python: run_grid(specs, store, runner='submitit', executor=...)")
-    return 0
+    if args.dry_run or args.runner is None:
+        if not args.dry_run:
+            print("run them with --runner (serial, processes, or submitit on SLURM: docs/slurm.md)")
+        return 0
+    store = ResultStore(args.store or Path("outputs") / args.profile / "runs")
+    executor = None
+    if args.runner == "submitit":
+        from .slurm import SIGNAL_DELAY_S, submitit_folder
+        from .slurm import executor as slurm_executor
+
+        if args.time_min is None:
+            parser.error("--runner submitit needs --time-min: the sbatch time limit of each job, in minutes "
+                         "(longer than the longest run; see docs/slurm.md)")
+        try:
+            executor = slurm_executor(submitit_folder(store), time_min=args.time_min, partition=args.partition,
+                                      cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb,
+                                      gpus_per_node=args.gpus_per_node, gres=args.gres,
+                                      signal_delay_s=args.signal_delay or SIGNAL_DELAY_S,
+                                      array_parallelism=args.array_parallelism, account=args.account, qos=args.qos)
+        except VpcostError as exc:
+            print(f"error: {exc}")
+            return 2
+    try:
+        result = run_grid(specs, store, runner=args.runner, device=args.device, executor=executor,
+                          max_jobs=args.max_jobs, on_error="record")
+    except VpcostError as exc:  # refused before submitting: the message names the option and the fix
+        print(f"error: {exc}")
+        return 2
+    print(f"{store.root}: {result}")
+    for failure in result.failures[:10]:
+        print(f"  failed {failure['run_id']}: {failure['error']} (see {failure['run_id']}.error.json)")
+    return 1 if result.failures else 0
 
 
 if __name__ == "__main__":
