@@ -414,3 +414,30 @@ def test_report_runs_lp_beside_vp_end_to_end_on_the_smoke_models(tmp_path):
     text = (tmp_path / "m" / "report.md").read_text()
     assert "smallcnn/prune-90 on digits (ILM-VP)" in text and "smallcnn/prune-90 on digits (LP)" in text
     assert "| ILM-VP |" in text and "| LP |" in text and "methods ILM-VP, LP" in text
+
+
+def test_lp_on_a_model_without_a_linear_head_is_refused_by_name_before_training(monkeypatch):
+    from vpcost_utils import models
+    from vpcost_utils.models import _registry
+
+    real = _registry.create_model
+
+    class NotLinear(torch.nn.Module):  # the same map as the head, but no nn.Linear for LP to read
+        def __init__(self, linear):
+            super().__init__()
+            self.weight, self.bias = linear.weight, linear.bias
+
+        def forward(self, x):
+            return torch.nn.functional.linear(x, self.weight, self.bias)
+
+    def headless(name, **kw):
+        model = real("smallcnn/dense", **kw)
+        parent_name, linear = [(n, m) for n, m in model.module.named_modules() if isinstance(m, torch.nn.Linear)][-1]
+        parent = model.module.get_submodule(parent_name.rpartition(".")[0]) if "." in parent_name else model.module
+        setattr(parent, parent_name.rpartition(".")[2], NotLinear(linear))
+        return model
+
+    monkeypatch.setattr(models, "create_model", headless)
+    assert report.check_model("x/headless")["num_classes"] == 100  # VP needs only logits
+    with pytest.raises(SpecError, match=r"x/headless: method 'lp' needs .* leave lp out of --methods"):
+        report.check_model("x/headless", probe=True)
