@@ -136,7 +136,7 @@ def test_a_model_whose_output_is_not_logits_is_refused(monkeypatch):
 def test_report_command_end_to_end_on_the_smoke_models(tmp_path):
     argv = ["--dense", "smallcnn/dense", "--compressed", "smallcnn/prune-90", "--datasets", "digits", "--shots", "2",
             "--seeds", "2", "--epochs", "1", "--holdout", "5", "--max-test", "100", "--name", "r",
-            "--output-dir", str(tmp_path)]
+            "--methods", "ilm", "--output-dir", str(tmp_path)]
     assert report.main(argv) == 0
     folder = tmp_path / "r"
     for name in ("report.md", "report.html", "runs.csv", "summary.json", "figures/accuracy.png",
@@ -188,7 +188,8 @@ def test_report_on_an_image_folder_the_test_writes(tmp_path):
     dataset = f"folder:{tmp_path / 'leaves'}?size=32"
     out = tmp_path / "out"
     argv = ["--dense", "smallcnn/dense", "--compressed", "smallcnn/w3a3", "--datasets", dataset, "--shots", "2", "5",
-            "--seeds", "2", "--epochs", "2", "--holdout", "3", "--name", "leaves", "--output-dir", str(out)]
+            "--seeds", "2", "--epochs", "2", "--holdout", "3", "--name", "leaves", "--methods", "ilm",
+            "--output-dir", str(out)]
     assert report.main(argv) == 0
     summary = json.loads((out / "leaves" / "summary.json").read_text())
     assert summary["datasets"][dataset]["classes"] == 3 and summary["datasets"][dataset]["test_images"] == 18
@@ -215,7 +216,7 @@ def test_report_panel_redraws_each_compressed_model_against_the_dense_one():
 # --- fixed-width studies (Stein's two stages) ---------------------------------------------------------------------
 
 _STUDY = ["--dense", "smallcnn/dense", "--compressed", "smallcnn/prune-90", "--datasets", "digits", "--shots", "2",
-          "--epochs", "1", "--holdout", "5", "--max-test", "100", "--name", "s"]
+          "--epochs", "1", "--holdout", "5", "--max-test", "100", "--name", "s", "--methods", "ilm"]
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -250,8 +251,8 @@ def test_fixed_width_study_refuses_an_unreachable_target_then_resumes_from_the_p
     assert trained == []
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())
     assert summary["interval_rule"].startswith("Stein two-stage, pilot n0=3")
-    assert {(p["model"], p["seeds"]) for p in summary["seed_plan"]} == {("smallcnn/dense", 3),
-                                                                          ("smallcnn/prune-90", 3)}
+    assert {(p["model"], p["method"], p["seeds"]) for p in summary["seed_plan"]} == {("smallcnn/dense", "ilm", 3),
+                                                                                        ("smallcnn/prune-90", "ilm", 3)}
     gap = summary["accuracy_gaps"][0]
     assert gap["rule"] == "t" and gap["pairs"] == 3 and gap["test_noise"] == "counted"  # n == n0: plain t
 
@@ -299,3 +300,144 @@ def test_ece_gap_tables_state_their_verdict_in_points():
     points = _in_points(ece).iloc[0]
     bound = max(abs(points["gap_low"]), abs(points["gap_high"]))
     assert points["verdict"] == f"within +-{bound:.3g}" and bound > 1
+
+
+# --- methods: LP beside VP (issue 33 item 7) ----------------------------------------------------------------------
+
+def test_methods_parse_default_and_refuse_an_unknown_name_listing_the_known_ones(tmp_path, capsys):
+    from vpcost_utils.errors import UnknownNameError
+
+    assert report.parse_methods(["lp", "ILM", "lp"]) == ("lp", "ilm")
+    assert report.ReportConfig("a/dense", ("a/small",), ("d",)).methods == ("ilm", "lp") == report.DEFAULT_METHODS
+    with pytest.raises(UnknownNameError, match=r"unknown report method 'xp'.*Known report methods: flm, ilm, lp, rlm"):
+        report.ReportConfig("a/dense", ("a/small",), ("d",), methods=("ilm", "xp"))
+    with pytest.raises(SpecError, match="at least one method"):
+        report.parse_methods([])
+    with pytest.raises(SystemExit) as exit_info:  # refused before any work: no store, no run
+        report.main(["--dense", "smallcnn/dense", "--compressed", "smallcnn/prune-90", "--datasets", "digits",
+                     "--methods", "ilm", "linear", "--output-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "unknown report method 'linear'" in err and "flm, ilm, lp, rlm" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_help_shows_methods_with_lp(capsys):
+    with pytest.raises(SystemExit):
+        report.main(["--help"])
+    out = capsys.readouterr().out
+    assert "--methods" in out and "rlm flm ilm lp" in out and "default: ilm lp" in out
+
+
+def test_specs_run_every_method_and_a_seed_plan_per_method():
+    config = report.ReportConfig("a/dense", ("a/small",), ("digits",), methods=("rlm", "lp"), shots=(2, None),
+                                 seeds=(0, 1))
+    specs = config.specs()
+    assert len(specs) == 2 * 2 * 2 * 2 and {s.method for s in specs} == {"rlm", "lp"}
+    assert all(s.task == "vp" for s in specs)
+    plan = {("a/dense", "digits", "2", "lp"): 3, ("a/small", "digits", "2", "lp"): 3,
+            ("a/dense", "digits", "2", "rlm"): 1}
+    by = sorted((s.model, s.method, s.n_shots, s.seed) for s in config.specs(plan))
+    assert by == [("a/dense", "lp", 2, 0), ("a/dense", "lp", 2, 1), ("a/dense", "lp", 2, 2), ("a/dense", "rlm", 2, 0),
+                  ("a/small", "lp", 2, 0), ("a/small", "lp", 2, 1), ("a/small", "lp", 2, 2)]
+
+
+def test_notebook_settings_give_the_reports_methods():
+    from vpcost_utils import profiles
+
+    assert report.ReportConfig.from_settings(profiles.settings("your_model", "smoke")).methods == ("ilm", "lp")
+    s = profiles.settings("your_model", "mini", methods=["flm"])
+    assert report.ReportConfig.from_settings(s).methods == ("flm",)
+
+
+def test_stein_plan_is_per_method_and_a_refusal_names_the_method():
+    rows = []
+    for method, spread in (("ilm", 2.0), ("lp", 0.05)):
+        for seed in range(5):
+            rows += [{"run_id": f"{method}d{seed}", "model": "a/dense", "dataset": "x", "method": method,
+                      "shots": "10", "seed": seed, "acc": 50.0 + seed},
+                     {"run_id": f"{method}s{seed}", "model": "a/s", "dataset": "x", "method": method,
+                      "shots": "10", "seed": seed, "acc": 50.0 + seed - spread * seed}]
+    config = report.ReportConfig("a/dense", ("a/s",), ("x",), shots=(10,), target_halfwidth=2.0, max_seeds=40)
+    plan = report.stein_plan(config, pd.DataFrame(rows), {})
+    assert plan[("a/s", "x", "10", "lp")] == 5 < plan[("a/s", "x", "10", "ilm")]  # VP's noisy pilot needs more
+    assert plan[("a/dense", "x", "10", "ilm")] == plan[("a/s", "x", "10", "ilm")]
+    tight = report.ReportConfig("a/dense", ("a/s",), ("x",), shots=(10,), target_halfwidth=0.5, max_seeds=10)
+    with pytest.raises(SpecError, match=r"a/s \(ILM-VP\) on x N=10: needs \d+ seeds"):
+        report.stein_plan(tight, pd.DataFrame(rows), {})
+
+
+def _gap_row(method: str, gap: float, half: float, pairs: int = 4, shots: str = "10") -> dict:
+    low, high = gap - half, gap + half
+    return {"model": "a/small", "dataset": "fmnist", "method": method, "shots": shots, "pairs": pairs, "gap": gap,
+            "gap_low": low, "gap_high": high, "halfwidth": half, "mde": 1.2 * half,
+            "verdict": "above 0" if low > 0 else "below 0" if high < 0 else f"within +-{max(abs(low), high):.3g}",
+            "beyond_noise": low > 0 or high < 0}
+
+
+def test_the_verdict_says_when_vps_interval_is_too_wide_to_see_the_gap_lp_sees():
+    gaps = pd.DataFrame([_gap_row("ilm", 1.0, 6.5), _gap_row("lp", 2.1, 1.3),           # too wide
+                         _gap_row("ilm", -0.2, 0.9, shots="50"), _gap_row("lp", 2.0, 1.0, shots="50"),  # disagree
+                         _gap_row("ilm", 0.5, 1.0, shots="1"), _gap_row("lp", 0.3, 1.0, shots="1")])    # LP sees none
+    sentences = report.vp_too_wide(gaps)
+    assert sentences[0] == ("At N=10 on fmnist, LP sees a cost of +2.1 points [+0.8, +3.4] (4 seeds) for a/small; "
+                            "ILM-VP's interval (+-6.5: +1.0 [-5.5, +7.5], 4 seeds) is too wide to see a gap of that "
+                            "size.")
+    assert "excludes a gap of that size: the two methods disagree" in sentences[1] and "N=50" in sentences[1]
+    assert len(sentences) == 2  # at N=1 LP sees nothing; a VP cell beyond noise is never called too wide
+    no_ece = pd.DataFrame(columns=list(gaps.columns))
+    texts = report.verdicts(gaps, no_ece, no_ece)
+    assert any(t.startswith("**a/small on fmnist (ILM-VP): no accuracy gap beyond noise**") for t in texts)
+    assert any(t.startswith("**a/small on fmnist (LP) pays an accuracy cost** beyond noise") for t in texts)
+    assert texts[-1].startswith("**a/small on fmnist, VP beside LP**: At N=10") and "too wide" in texts[-1]
+    assert report.vp_too_wide(gaps[gaps["method"] == "ilm"]) == []  # no LP, nothing to say
+
+
+def test_report_runs_lp_beside_vp_end_to_end_on_the_smoke_models(tmp_path):
+    argv = ["--dense", "smallcnn/dense", "--compressed", "smallcnn/prune-90", "--datasets", "digits", "--shots", "2",
+            "--seeds", "2", "--epochs", "1", "--holdout", "5", "--max-test", "100", "--methods", "ilm", "lp",
+            "--name", "m", "--output-dir", str(tmp_path)]
+    assert report.main(argv) == 0
+    records = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*.json")]
+    assert sorted((r["spec"]["method"], r["spec"]["model"]) for r in records) == sorted(
+        (m, x) for m in ("ilm", "lp") for x in ("smallcnn/dense", "smallcnn/prune-90") for _ in range(2))
+    summary = json.loads((tmp_path / "m" / "summary.json").read_text())
+    for key in ("accuracy_gaps", "ece_gaps", "ece_temp_scaled_gaps"):
+        assert sorted(g["method"] for g in summary[key]) == ["ilm", "lp"], key
+    lp = [r for r in records if r["spec"]["method"] == "lp"]
+    by_seed = {(r["spec"]["model"], r["spec"]["seed"]): r["metrics"]["acc"] for r in lp}
+    gap = next(g for g in summary["accuracy_gaps"] if g["method"] == "lp")
+    assert gap["gap"] == pytest.approx(np.mean([by_seed["smallcnn/dense", s] - by_seed["smallcnn/prune-90", s]
+                                                for s in (0, 1)]))
+    assert {(a["method"], a["model"]) for a in summary["accuracy"]} == {
+        (m, x) for m in ("ilm", "lp") for x in ("smallcnn/dense", "smallcnn/prune-90")}
+    assert {c["method"] for c in summary["calibration"]} == {"ilm", "lp"}
+    text = (tmp_path / "m" / "report.md").read_text()
+    assert "smallcnn/prune-90 on digits (ILM-VP)" in text and "smallcnn/prune-90 on digits (LP)" in text
+    assert "| ILM-VP |" in text and "| LP |" in text and "methods ILM-VP, LP" in text
+
+
+def test_lp_on_a_model_without_a_linear_head_is_refused_by_name_before_training(monkeypatch):
+    from vpcost_utils import models
+    from vpcost_utils.models import _registry
+
+    real = _registry.create_model
+
+    class NotLinear(torch.nn.Module):  # the same map as the head, but no nn.Linear for LP to read
+        def __init__(self, linear):
+            super().__init__()
+            self.weight, self.bias = linear.weight, linear.bias
+
+        def forward(self, x):
+            return torch.nn.functional.linear(x, self.weight, self.bias)
+
+    def headless(name, **kw):
+        model = real("smallcnn/dense", **kw)
+        parent_name, linear = [(n, m) for n, m in model.module.named_modules() if isinstance(m, torch.nn.Linear)][-1]
+        parent = model.module.get_submodule(parent_name.rpartition(".")[0]) if "." in parent_name else model.module
+        setattr(parent, parent_name.rpartition(".")[2], NotLinear(linear))
+        return model
+
+    monkeypatch.setattr(models, "create_model", headless)
+    assert report.check_model("x/headless")["num_classes"] == 100  # VP needs only logits
+    with pytest.raises(SpecError, match=r"x/headless: method 'lp' needs .* leave lp out of --methods"):
+        report.check_model("x/headless", probe=True)

@@ -167,6 +167,9 @@ class YourModel(Section):
 
     dense: str = ""
     compressed: tuple[str, ...] = ()
+    # The report's transfer methods (report.config.DEFAULT_METHODS), not the profile's VP methods: ILM-VP and the
+    # cheap linear probe beside it.
+    methods: tuple[str, ...] | None = ("ilm", "lp")
     holdout: int = 0
     # A fixed-width study (report.ReportConfig, sequential.py): off by default; a target half-width in accuracy
     # points makes every cell run a pilot of `pilot_seeds` seeds, then as many as Stein's rule asks, at most

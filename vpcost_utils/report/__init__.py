@@ -1,15 +1,17 @@
 """The hidden cost of *your* compressed model: one dense model, one or more compressed ones, any datasets.
 
 ``python -m vpcost_utils.report --dense A --compressed B [C ...] --datasets X [Y ...] --shots 1 10 full
---seeds 3`` (or notebook ``08_your_model``) runs the paper's protocol (ILM-VP, the reference's
-hyperparameters) for every model, dataset, N-shot budget and seed through the result store (resumable:
-a rerun skips finished runs; failures are recorded and listed), then writes
+--seeds 3 [--methods ilm lp]`` (or notebook ``08_your_model``) runs the paper's protocol (the reference's
+hyperparameters) with each transfer method (default ILM-VP and the linear probe LP; any of rlm flm ilm lp) for
+every model, dataset, N-shot budget and seed through the result store (resumable: a rerun skips finished runs;
+failures are recorded and listed), then writes
 ``<output_dir>/<name>/report.md`` and a self-contained ``report.html`` (figures embedded) that answer,
 per dataset and N: how accurate is each model (mean and 95 % t-interval over seeds), is the dense minus
 compressed gap beyond noise (paired by seed: a pair shares training and test images; the interval counts
 the seeds and the finite test set), does it
 shrink with more data, is the compressed model worse calibrated, and (beyond the paper) does
-temperature scaling, fitted on held-out training images, remove that calibration cost.
+temperature scaling, fitted on held-out training images, remove that calibration cost; all of it per method,
+and where LP sees a gap that VP's interval is too wide to see, the verdict says so.
 
 Every input is checked before any training: each model's output must be a K-way logit vector, each
 dataset must have every class in both splits and enough training images per class for N plus the
@@ -30,16 +32,19 @@ import pandas as pd
 from .. import intervals
 from ..errors import VpcostError
 from ..store import ResultStore
-from .analysis import accuracy_table, gap_table, verdict_words, verdicts
+from .analysis import accuracy_table, gap_table, verdict_words, verdicts, vp_too_wide
 from .checks import check_dataset, check_model, preflight
-from .config import REPORT_METHOD, ReportConfig, parse_shots
+from .config import DEFAULT_METHODS, METHOD_LABELS, REPORT_METHODS, ReportConfig, parse_methods, parse_shots
 from .document import Report
 
-__all__ = ["REPORT_METHOD", "Report", "ReportConfig", "accuracy_table", "build", "check_dataset", "check_model",
-           "collect", "gap_table", "main", "parse_shots", "preflight", "verdict_words", "verdicts"]
+__all__ = ["DEFAULT_METHODS", "METHOD_LABELS", "REPORT_METHODS", "Report", "ReportConfig", "accuracy_table", "build",
+           "check_dataset", "check_model", "collect", "gap_table", "main", "parse_methods", "parse_shots",
+           "preflight", "stein_plan", "verdict_words", "verdicts", "vp_too_wide"]
+
+Plan = dict[tuple[str, str, str, str], int]
 
 
-def collect(config: ReportConfig, store: ResultStore, seeds: dict[tuple[str, str, str], int] | int | None = None
+def collect(config: ReportConfig, store: ResultStore, seeds: Plan | int | None = None
             ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """The finished runs of ``config`` (of ``seeds``: see ``ReportConfig.specs``) as a table (one row per run)
     and their records by run id."""
@@ -75,22 +80,31 @@ def build(config: ReportConfig, output_dir: str | Path = "outputs/report", *, ru
     if target is None:
         result = run_grid(config.specs(), store, runner=runner, device=device, progress=progress, on_error="continue")
     else:  # stage 1: the pilot; stage 2: what Stein's rule says each cell needs, decided by the pilot alone
-        from ..sequential import check_budget, seed_plan, seeds_needed
-
         result = run_grid(config.specs(target.pilot), store, runner=runner, device=device, progress=progress,
                           on_error="continue")
         runs, records = collect(config, store, target.pilot)
-        needed = seeds_needed(runs, intervals.predictions_of(records), config.dense, config.compressed, target)
-        check_budget(needed, target)
-        plan = seed_plan(needed, config.dense)
+        plan = stein_plan(config, runs, intervals.predictions_of(records))
         if progress:
             print("seeds per cell (Stein, pilot of", target.pilot, "):",
-                  ", ".join(f"{m} {d} N={n}: {k}" for (m, d, n), k in plan.items()), flush=True)
+                  ", ".join(f"{m} {d} N={n} {METHOD_LABELS[x]}: {k}" for (m, d, n, x), k in plan.items()), flush=True)
         more = run_grid(config.specs(plan), store, runner=runner, device=device, progress=progress,
                         on_error="continue")
         result.failures += more.failures
     runs, records = collect(config, store, plan)
     return Report(config, runs, models, datasets, failures=result.failures, records=records, seed_plan=plan)
+
+
+def stein_plan(config: ReportConfig, runs: pd.DataFrame, predictions: dict[str, Any]) -> Plan:
+    """Stein's second stage per (model, dataset, shots, method): each method's pilot decides its own cells (LP's
+    seed noise is not VP's). Refuses, naming the method, every cell the seed budget cannot reach."""
+    from ..sequential import check_budget, seed_plan, seeds_needed
+
+    target = config.target
+    needed = {m: seeds_needed(runs[runs["method"] == m], predictions, config.dense, config.compressed, target)
+              for m in config.methods}
+    check_budget(pd.concat([t.assign(model=t["model"] + f" ({METHOD_LABELS[m]})") for m, t in needed.items()],
+                           ignore_index=True), target)  # every refused cell at once, named with its method
+    return {(*key, m): n for m, t in needed.items() for key, n in seed_plan(t, config.dense).items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
                         "timm:NAME, torchvision:ARCH.WEIGHTS or file:PATH?arch=ARCH")
     parser.add_argument("--compressed", nargs="+", required=True, help="one or more compressed models, same forms")
     parser.add_argument("--datasets", nargs="+", required=True, help="registry datasets or folder:PATH")
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), metavar="METHOD",
+                        help=f"transfer methods, any of {' '.join(REPORT_METHODS)} (rlm/flm/ilm: visual prompting "
+                             f"with that label mapping; lp: a linear probe on the frozen features, cheap); "
+                             f"default: {' '.join(DEFAULT_METHODS)}")
     parser.add_argument("--shots", nargs="+", default=["1", "10", "full"], help="N-shot budgets; 'full' = all")
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds (0..k-1); no verdict below 3")
     parser.add_argument("--target-halfwidth", type=float, default=None, metavar="H",
@@ -122,12 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
     try:
-        shots = parse_shots(args.shots)
+        shots, methods = parse_shots(args.shots), parse_methods(args.methods)
     except VpcostError as exc:
         parser.error(str(exc))
     try:
         config = ReportConfig(dense=args.dense, compressed=tuple(args.compressed), datasets=tuple(args.datasets),
-                              shots=shots, seeds=tuple(range(args.seeds)), epochs=args.epochs,
+                              methods=methods, shots=shots, seeds=tuple(range(args.seeds)), epochs=args.epochs,
                               eval_every=args.eval_every, holdout=args.holdout, canvas=args.canvas,
                               max_test=args.max_test, substitute=args.substitute, name=args.name,
                               target_halfwidth=args.target_halfwidth, max_seeds=args.max_seeds,

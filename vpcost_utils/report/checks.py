@@ -10,15 +10,24 @@ from ..errors import SpecError
 from .config import ReportConfig
 
 
-def check_model(name: str, *, substitute: bool = False, canvas: int | None = None) -> dict[str, Any]:
+def check_model(name: str, *, substitute: bool = False, canvas: int | None = None, probe: bool = False
+                ) -> dict[str, Any]:
     """Build ``name`` and check at the report's canvas that it maps images to ``[B, num_classes]`` logits
-    (``models.external.check_output``, the check every outside model already passes at its own size)."""
+    (``models.external.check_output``, the check every outside model already passes at its own size); with
+    ``probe`` (the report runs LP), that it has the linear head whose input LP reads (``probe.features``)."""
     from ..models import create_model
     from ..models.external import check_output
 
     model = create_model(name, substitute=substitute)
     model.canvas_size = canvas or model.canvas_size
     check_output(model)
+    if probe:
+        from ..probe.features import penultimate
+
+        try:
+            penultimate(model.module)
+        except SpecError as exc:
+            raise SpecError(f"{name}: {exc}, or leave lp out of --methods") from None
     return dict(model.provenance, canvas=model.canvas_size, num_classes=model.num_classes)
 
 
@@ -54,7 +63,8 @@ def check_dataset(name: str, shots: Sequence[int | None], holdout: int) -> dict[
 
 def preflight(config: ReportConfig) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """Check every model and dataset before anything trains; returns their provenance."""
-    models = {m: check_model(m, substitute=config.substitute, canvas=config.canvas) for m in config.models}
+    models = {m: check_model(m, substitute=config.substitute, canvas=config.canvas, probe="lp" in config.methods)
+              for m in config.models}
     classes = {m: p["num_classes"] for m, p in models.items()}
     if len(set(classes.values())) > 1:
         raise SpecError(f"the models do not share one output space: {classes}; a dense/compressed pair must "

@@ -1,4 +1,5 @@
-"""What one report compares: ``ReportConfig`` (models, datasets, N-shot budgets, seeds or a target width)."""
+"""What one report compares: ``ReportConfig`` (models, datasets, transfer methods, N-shot budgets, seeds or a target
+width)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,32 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import RunSpec
-from ..errors import SpecError
+from ..config import METHODS, RunSpec
+from ..errors import SpecError, check_choice
 
-REPORT_METHOD = "ilm"
+#: The transfer methods a report can run: the paper's three VP label mappings and the linear probe (probe/). Named
+#: here, not taken from ``config.METHODS["vp"]``, so a mapping added beyond the paper joins the report deliberately.
+REPORT_METHODS: tuple[str, ...] = ("rlm", "flm", "ilm", "lp")
+assert set(REPORT_METHODS) <= set(METHODS["vp"])
+#: By default ILM-VP (the paper's protocol) and the linear probe beside it: LP trains a head on cached features, a
+#: few seconds a run, and sees costs that VP's seed noise hides (issue 33).
+DEFAULT_METHODS: tuple[str, ...] = ("ilm", "lp")
+METHOD_LABELS = {"rlm": "RLM-VP", "flm": "FLM-VP", "ilm": "ILM-VP", "lp": "LP"}
+
+
+def method_label(method: str) -> str:
+    return METHOD_LABELS.get(method, method)
+
+
+def parse_methods(values: Sequence[str]) -> tuple[str, ...]:
+    """``["ilm", "lp"]`` -> ``("ilm", "lp")`` in the given order, repeats dropped; an unknown name raises
+    ``UnknownNameError`` listing the known ones."""
+    if isinstance(values, str):
+        values = values.split()
+    out = tuple(dict.fromkeys(check_choice("report method", str(v).lower(), REPORT_METHODS) for v in values))
+    if not out:
+        raise SpecError(f"a report needs at least one method (--methods), any of {' '.join(REPORT_METHODS)}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -20,6 +43,7 @@ class ReportConfig:
     dense: str
     compressed: tuple[str, ...]
     datasets: tuple[str, ...]
+    methods: tuple[str, ...] = DEFAULT_METHODS  # any of REPORT_METHODS; every table, figure and verdict is per method
     shots: tuple[int | None, ...] = (1, 10, None)
     seeds: tuple[int, ...] = (0, 1, 2)
     epochs: int = 100  # the paper's
@@ -38,6 +62,7 @@ class ReportConfig:
     def __post_init__(self) -> None:
         for attr in ("compressed", "datasets", "shots", "seeds"):
             object.__setattr__(self, attr, tuple(getattr(self, attr)))
+        object.__setattr__(self, "methods", parse_methods(self.methods))
         if self.target_halfwidth is not None:
             self.target  # noqa: B018  (validates the half-width, the pilot and the budget now, before any training)
             object.__setattr__(self, "seeds", tuple(range(self.max_seeds)))
@@ -54,8 +79,8 @@ class ReportConfig:
     @classmethod
     def from_settings(cls, settings: dict[str, Any], name: str | None = None) -> ReportConfig:
         """From ``profiles.settings("your_model", profile, ...)`` (notebook 08's parameters)."""
-        keys = ("dense", "compressed", "datasets", "shots", "seeds", "epochs", "eval_every", "holdout", "canvas",
-                "max_test", "substitute")
+        keys = ("dense", "compressed", "datasets", "methods", "shots", "seeds", "epochs", "eval_every", "holdout",
+                "canvas", "max_test", "substitute")
         optional = {k: settings[k] for k in ("target_halfwidth", "max_seeds", "pilot_seeds") if
                     settings.get(k) is not None}
         return cls(**{k: settings[k] for k in keys}, **optional, name=name)
@@ -80,21 +105,21 @@ class ReportConfig:
         raw = "-vs-".join(m.rsplit("/", 1)[-1] if "/" in m else m for m in self.models)
         return re.sub(r"[^A-Za-z0-9._-]+", "_", raw)[:80]
 
-    def specs(self, seeds: dict[tuple[str, str, str], int] | int | None = None) -> list[RunSpec]:
-        """The runs; ``seeds``: how many seeds each (model, dataset, shots) runs (a plan, or one count for all),
-        default ``self.seeds``."""
-        def count(model: str, dataset: str, n: int | None) -> range | tuple[int, ...]:
+    def specs(self, seeds: dict[tuple[str, str, str, str], int] | int | None = None) -> list[RunSpec]:
+        """The runs, every method's; ``seeds``: how many seeds each (model, dataset, shots, method) runs (a plan,
+        or one count for all), default ``self.seeds``."""
+        def count(model: str, dataset: str, n: int | None, method: str) -> range | tuple[int, ...]:
             if seeds is None:
                 return self.seeds
             if isinstance(seeds, int):
                 return range(seeds)
-            return range(seeds.get((model, dataset, "full" if n is None else str(n)), 0))
+            return range(seeds.get((model, dataset, "full" if n is None else str(n), method), 0))
 
-        return [RunSpec(model, dataset, method=REPORT_METHOD, n_shots=n, seed=seed, epochs=self.epochs,
+        return [RunSpec(model, dataset, method=method, n_shots=n, seed=seed, epochs=self.epochs,
                         eval_every=self.eval_every, substitute=self.substitute, canvas=self.canvas,
                         max_test=self.max_test, holdout=self.holdout)
-                for dataset in self.datasets for n in self.shots for model in self.models
-                for seed in count(model, dataset, n)]
+                for dataset in self.datasets for n in self.shots for method in self.methods for model in self.models
+                for seed in count(model, dataset, n, method)]
 
 
 def parse_shots(values: Sequence[str | int | None]) -> tuple[int | None, ...]:

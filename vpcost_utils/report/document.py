@@ -12,8 +12,8 @@ import pandas as pd
 
 from .. import intervals
 from .._io import atomic_write_bytes
-from .analysis import REPORT_METHOD, _in_points, _ordered, _shot_rank, accuracy_table, gap_table, verdicts
-from .config import ReportConfig
+from .analysis import _in_points, _ordered, _shot_rank, accuracy_table, gap_table, verdicts
+from .config import ReportConfig, method_label
 from .render import (
     _fmt_calibration,
     _fmt_gaps,
@@ -38,7 +38,8 @@ class Report:
     failures: list[dict[str, Any]] = field(default_factory=list)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # run_id -> record
 
-    seed_plan: dict[tuple[str, str, str], int] | None = None  # fixed-width study: seeds per cell
+    seed_plan: dict[tuple[str, str, str, str], int] | None = None  # fixed-width study: seeds per (model, dataset,
+    # shots, method)
 
     @cached_property
     def predictions(self) -> dict[str, Any]:
@@ -62,8 +63,9 @@ class Report:
         return gap_table(self.runs, self.config, "ece_temp_scaled", compressed_minus_dense=True)
 
     def calibration(self) -> pd.DataFrame:
-        """Per dataset, N and model: mean ECE before and after temperature scaling, and the mean temperature."""
-        agg = self.runs.groupby(["dataset", "shots", "model"], sort=False).agg(
+        """Per dataset, N, method and model: mean ECE before and after temperature scaling, and the mean
+        temperature."""
+        agg = self.runs.groupby(["dataset", "shots", "method", "model"], sort=False).agg(
             seeds=("seed", "count"), ece=("ece", "mean"), ece_temp_scaled=("ece_temp_scaled", "mean"),
             temperature=("temperature", "mean"), nll=("nll", "mean"), nll_temp_scaled=("nll_temp_scaled", "mean"))
         return _ordered(agg.reset_index(), self.config)
@@ -76,14 +78,16 @@ class Report:
         from ..plots.report import gap_figure
 
         labels = {m: ("dense: " if m == self.config.dense else "") + m for m in self.config.models}
+        methods = ", ".join(method_label(m) for m in self.config.methods)
         figs = {
             "accuracy": plots.accuracy_vs_shots(self.runs, list(self.config.models), list(self.config.datasets),
-                                                REPORT_METHOD, labels=labels, title="Test accuracy vs N-shot "
-                                                "(mean and 95 % t-interval over seeds)"),
-            "accuracy_gap": gap_figure(self.acc_gaps, list(self.config.datasets), "dense minus compressed accuracy "
-                                       "(points)"),
-            "ece_gap": gap_figure(_in_points(self.ece_gaps), list(self.config.datasets),
-                                  "compressed minus dense ECE (points)", after=_in_points(self.ece_ts_gaps)),
+                                                list(self.config.methods), labels=labels, title="Test accuracy vs "
+                                                f"N-shot ({methods}; mean and 95 % t-interval over seeds)"),
+            "accuracy_gap": gap_figure(_per_method(self.acc_gaps), list(self.config.datasets),
+                                       "dense minus compressed accuracy (points)"),
+            "ece_gap": gap_figure(_per_method(_in_points(self.ece_gaps)), list(self.config.datasets),
+                                  "compressed minus dense ECE (points)",
+                                  after=_per_method(_in_points(self.ece_ts_gaps))),
         }
         reliability = self._reliability_records()
         if reliability:
@@ -93,24 +97,29 @@ class Report:
         return figs
 
     def _reliability_records(self) -> list[tuple[dict[str, Any], str]]:
-        """Seed 0 (the lowest seed) at the largest N of the first dataset: each model before and after scaling."""
+        """Seed 0 (the lowest seed) at the largest N of the first dataset: each method and model before and after
+        scaling."""
         if self.runs.empty:
             return []
         dataset = self.config.datasets[0]
         shots = max(self.runs["shots"].unique(), key=_shot_rank)
         seed = min(self.config.seeds)
         out = []
-        for model in self.config.models:
-            row = self.runs[(self.runs["dataset"] == dataset) & (self.runs["shots"] == shots)
-                            & (self.runs["model"] == model) & (self.runs["seed"] == seed)]
-            if row.empty:
-                continue
-            rec = self.records[row.iloc[0]["run_id"]]
-            out.append((rec, f"{model}\n{dataset}, N={shots}, seed {seed}"))
-            m = rec["metrics"]
-            if "reliability_temp_scaled" in m:
-                scaled = {"metrics": {"reliability": m["reliability_temp_scaled"], "ece": m["ece_temp_scaled"]}}
-                out.append((scaled, f"{model}, T={m['temperature']:.2f}\n{dataset}, N={shots}, temperature-scaled"))
+        for method in self.config.methods:
+            for model in self.config.models:
+                row = self.runs[(self.runs["dataset"] == dataset) & (self.runs["shots"] == shots)
+                                & (self.runs["method"] == method) & (self.runs["model"] == model)
+                                & (self.runs["seed"] == seed)]
+                if row.empty:
+                    continue
+                rec = self.records[row.iloc[0]["run_id"]]
+                how = method_label(method)
+                out.append((rec, f"{model}, {how}\n{dataset}, N={shots}, seed {seed}"))
+                m = rec["metrics"]
+                if "reliability_temp_scaled" in m:
+                    scaled = {"metrics": {"reliability": m["reliability_temp_scaled"], "ece": m["ece_temp_scaled"]}}
+                    out.append((scaled, f"{model}, {how}, T={m['temperature']:.2f}\n{dataset}, N={shots}, "
+                                        "temperature-scaled"))
         return out
 
     def write(self, folder: str | Path) -> dict[str, Path]:
@@ -138,7 +147,7 @@ class Report:
                    "calibration": self.calibration().to_dict("records"), "verdicts": self.verdicts(),
                    "interval_rule": self.config.target.rule if self.config.target else
                    "Student t over seeds (k - 1 df) with the test set's variance added",
-                   "seed_plan": [{"model": k[0], "dataset": k[1], "shots": k[2], "seeds": n}
+                   "seed_plan": [{"model": k[0], "dataset": k[1], "shots": k[2], "method": k[3], "seeds": n}
                                  for k, n in (self.seed_plan or {}).items()],
                    "failures": [{k: f[k] for k in ("run_id", "error")} for f in self.failures]}
         paths["summary"] = folder / "summary.json"
@@ -154,9 +163,12 @@ class Report:
         b: list[tuple[str, Any]] = [
             ("h1", f"Hidden cost report: {c.folder_name}"),
             ("p", f"Dense model **{c.dense}** against {', '.join(f'**{m}**' for m in c.compressed)} on "
-                  f"{', '.join(c.datasets)}; N-shot budgets {shots}; seeds {', '.join(map(str, c.seeds))}. "
-                  f"Protocol: ILM-VP as the paper ran it (Adam lr 0.01, {c.epochs} epochs, batch size by N as in "
-                  f"its Table 5, frozen backbone); intervals are 95 % and count the seeds and the finite test set "
+                  f"{', '.join(c.datasets)}; methods {', '.join(method_label(m) for m in c.methods)}; N-shot "
+                  f"budgets {shots}; seeds {', '.join(map(str, c.seeds))}. "
+                  f"Protocol: {_protocol(c.methods)} as the paper ran them (Adam lr 0.01, {c.epochs} epochs, "
+                  f"batch size by N as in its Table 5, frozen backbone); every table, figure and verdict is per "
+                  f"method, and a dense-compressed pair shares its method; intervals are 95 % and count the seeds "
+                  f"and the finite test set "
                   f"({rule}); "
                   f"dense-compressed pairs share seed, training images, batch order and test images; no verdict "
                   f"below {intervals.MIN_VERDICT_SEEDS} seeds. {c.holdout} training images per class are held "
@@ -199,3 +211,18 @@ class Report:
                                            "dataset": f["spec"]["dataset"], "error": f["error"]}
                                           for f in self.failures]))]
         return b
+
+
+def _per_method(gaps: pd.DataFrame) -> pd.DataFrame:
+    """A gap table whose figure series are (model, method): ``gap_figure`` draws one series per ``model``."""
+    if gaps.empty or "method" not in gaps.columns:
+        return gaps
+    return gaps.assign(model=[f"{r.model} ({method_label(r.method)})" for r in gaps.itertuples()])
+
+
+def _protocol(methods: tuple[str, ...]) -> str:
+    parts = [f"{method_label(m)}" for m in methods if m != "lp"]
+    if "lp" in methods:
+        parts.append("LP (a new linear head on the frozen penultimate features, cached per image, the authors' "
+                     "linear_probing.py)")
+    return " and ".join(parts)

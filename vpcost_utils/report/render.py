@@ -14,6 +14,11 @@ import pandas as pd
 
 from ..tables import to_markdown
 from .analysis import _interval_text
+from .config import method_label
+
+
+def _methods(table: pd.DataFrame) -> Any:
+    return table["method"].map(method_label) if "method" in table.columns else ""
 
 
 def _json_default(value: Any) -> Any:
@@ -31,15 +36,15 @@ def _png(fig: Any) -> bytes:
 
 
 def _fmt_intervals(table: pd.DataFrame, what: str) -> pd.DataFrame:
-    return pd.DataFrame({"dataset": table["dataset"], "N": table["shots"], "model": table["model"],
-                         "seeds": table["seeds"],
+    return pd.DataFrame({"dataset": table["dataset"], "N": table["shots"], "method": _methods(table),
+                         "model": table["model"], "seeds": table["seeds"],
                          f"{what}, mean [95 % CI]": [_interval_text(r.mean, r.low, r.high)
                                                     for r in table.itertuples()]})
 
 
 def _fmt_gaps(gaps: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({"dataset": gaps["dataset"], "N": gaps["shots"], "compressed": gaps["model"],
-                         "pairs": gaps["pairs"],
+    return pd.DataFrame({"dataset": gaps["dataset"], "N": gaps["shots"], "method": _methods(gaps),
+                         "compressed": gaps["model"], "pairs": gaps["pairs"],
                          "gap [95 % CI]": [_interval_text(r.gap, r.gap_low, r.gap_high)
                                            for r in gaps.itertuples()],
                          "half-width": gaps["halfwidth"].round(2), "min. detectable (80 %)": gaps["mde"].round(2),
@@ -48,7 +53,8 @@ def _fmt_gaps(gaps: pd.DataFrame) -> pd.DataFrame:
 
 
 def _fmt_calibration(cal: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({"dataset": cal["dataset"], "N": cal["shots"], "model": cal["model"], "seeds": cal["seeds"],
+    return pd.DataFrame({"dataset": cal["dataset"], "N": cal["shots"], "method": _methods(cal), "model": cal["model"],
+                         "seeds": cal["seeds"],
                          "ECE (points)": (100 * cal["ece"]).round(2),
                          "ECE after T-scaling": (100 * cal["ece_temp_scaled"]).round(2),
                          "mean T": cal["temperature"].round(3), "NLL": cal["nll"].round(3),
