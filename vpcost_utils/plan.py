@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from .config import RunSpec
 from .errors import UnknownNameError
+from .models.random_init import random_architecture
 
 #: (training images, test images, classes) of every registered target, as the loaders give them.
 SPLIT_SIZES: dict[str, tuple[int, int, int]] = {
@@ -144,7 +145,7 @@ def measure_ips(arch: str, canvas: int = 224, batch: int = 64, device: str = "cp
     """(train, forward) images per second of ``arch`` with random weights on ``device``, channels-last."""
     import torch
 
-    module = _random_model(arch).to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
+    module = random_architecture(arch).to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
     x = torch.randn(batch, 3, canvas, canvas, device=device)
 
     def rate(step) -> float:
@@ -168,21 +169,6 @@ def measure_ips(arch: str, canvas: int = 224, batch: int = 64, device: str = "cp
             module(x)
 
     return rate(train_step), rate(forward_step)
-
-
-def _random_model(arch: str):
-    import timm
-    import torchvision
-
-    names = {"resnet18": "resnet18", "resnet34": "resnet34", "resnet50": "resnet50"}
-    if arch in names:
-        return getattr(torchvision.models, names[arch])()
-    timm_names = {"deit_tiny": "deit_tiny_patch16_224", "swin_tiny": "swin_tiny_patch4_window7_224",
-                  "efficientnet_lite0": "tf_efficientnet_lite0", "efficientnet_lite1": "tf_efficientnet_lite1",
-                  "efficientnet_lite2": "tf_efficientnet_lite2", "clip_vit_l14_336": "vit_large_patch14_clip_336"}
-    if arch in timm_names:
-        return timm.create_model(timm_names[arch], pretrained=False)
-    raise UnknownNameError("architecture to measure", arch, [*names, *timm_names])
 
 
 def _parse_ips(values: list[str]) -> dict[str, tuple[float, float]]:
