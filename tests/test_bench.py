@@ -12,7 +12,7 @@ from vpcost_utils import bench
 from vpcost_utils.config import RunSpec
 from vpcost_utils.models import create_model
 from vpcost_utils.models.fold import fold_batchnorm
-from vpcost_utils.train import load_data, run_vp
+from vpcost_utils.vp.train_vp import load_data, run_vp
 
 torch.set_num_threads(2)
 

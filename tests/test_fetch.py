@@ -145,7 +145,7 @@ def test_fetch_many_downloads_a_shared_archive_once(client, tmp_path):
 
 
 def test_every_mini_file_is_pinned():
-    from vpcost_utils.mini_files import mini_files
+    from vpcost_utils.running.mini_files import mini_files
 
     groups = mini_files()
     files = [f for _, fs, _ in groups for f in fs]

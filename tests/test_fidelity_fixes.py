@@ -40,7 +40,7 @@ class _AutocastRecorder:
 
 
 def test_clip_mapping_and_test_logits_are_never_mixed_precision(monkeypatch):
-    from vpcost_utils.clip import train as clip_train
+    from vpcost_utils.clip import train_clip as clip_train
     from vpcost_utils.clip.images import ClipImages
     from vpcost_utils.models import SourceModel
 
@@ -61,8 +61,8 @@ def test_clip_mapping_and_test_logits_are_never_mixed_precision(monkeypatch):
 
 
 def test_quantized_backbones_train_without_mixed_precision(monkeypatch):
-    from vpcost_utils import train
     from vpcost_utils.config import RunSpec
+    from vpcost_utils.vp import train_vp as train
 
     seen: list[str] = []
     real = train._autocast
@@ -162,8 +162,8 @@ def test_oversized_cells_are_dropped_or_run_on_all_images_as_the_paper_did():
     from vpcost_utils import grids, profiles
     from vpcost_utils.config import RunSpec
     from vpcost_utils.errors import SpecError
-    from vpcost_utils.notebook import drop_oversized_shots
-    from vpcost_utils.train import load_data
+    from vpcost_utils.nb.notebook import drop_oversized_shots
+    from vpcost_utils.vp.train_vp import load_data
 
     ours = RunSpec("smallcnn/dense", "digits", n_shots=25, epochs=1)  # digits: at most 21 per class
     paper = ours.replace(oversized="paper")

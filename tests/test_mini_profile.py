@@ -7,13 +7,14 @@ import os
 import pytest
 import torch
 
-from vpcost_utils import grids, profiles, sweep
-from vpcost_utils.artifacts import NOT_MADE, missing_files, write_index
+from vpcost_utils import grids, profiles
 from vpcost_utils.config import RunSpec
 from vpcost_utils.data.base import ImageSplit
-from vpcost_utils.notebook import has_shots
-from vpcost_utils.store import ResultStore
-from vpcost_utils.train import fixed_test_subset, run_vp
+from vpcost_utils.nb.artifacts import NOT_MADE, missing_files, write_index
+from vpcost_utils.nb.notebook import has_shots
+from vpcost_utils.running import sweep
+from vpcost_utils.running.store import ResultStore
+from vpcost_utils.vp.train_vp import fixed_test_subset, run_vp
 
 
 def test_specs_without_the_later_fields_keep_their_old_run_ids():
@@ -94,7 +95,7 @@ def test_paired_gap_interval_by_hand():
 
     import pandas as pd
 
-    from vpcost_utils.intervals import paired_gaps, t_interval
+    from vpcost_utils.stats.intervals import paired_gaps, t_interval
 
     # dense beats "sparse" by 3, 4, 5 points on seeds 0-2 (mean 4, sd 1, t(0.975, 2) = 4.3027: beyond noise)
     # and "noisy" by 2, 4, 6 (sd 2: the interval reaches below 0)

@@ -16,11 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from vpcost_utils import paths
+from vpcost_utils.built import natural_images as photos
 from vpcost_utils.errors import CheckpointError, MissingFileError, UnknownNameError
 from vpcost_utils.fetch import FetchError
 from vpcost_utils.models import create_model, get_entry, list_models
 from vpcost_utils.models import efficientnet_lite as lite
-from vpcost_utils.models import natural_images as photos
 from vpcost_utils.models.imagenet import imagenet_classes
 
 CATS = {"tabby", "tiger cat", "Egyptian cat"}

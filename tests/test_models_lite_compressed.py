@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from vpcost_utils.models import efficientnet_lite_compressed as lite
+from vpcost_utils.built import efficientnet_lite_compressed as lite
 from vpcost_utils.models.efficientnet_lite import build_timm
 from vpcost_utils.models.prune import measure_sparsity
 from vpcost_utils.models.quantize import fake_quantize, quantized_bits

@@ -1,6 +1,7 @@
 import pandas as pd
 
-from vpcost_utils import grids, notebook, profiles
+from vpcost_utils import grids, profiles
+from vpcost_utils.nb import notebook
 
 
 def _table():

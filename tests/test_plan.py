@@ -1,7 +1,7 @@
 """The sweep planner's image-pass counts, checked against a grid counted by hand."""
 
-from vpcost_utils import plan
 from vpcost_utils.config import RunSpec
+from vpcost_utils.running import plan
 
 
 def test_passes_of_a_small_grid_by_hand():
@@ -38,7 +38,7 @@ def test_the_command_prints_every_section_and_the_total(capsys):
 
 
 def test_a_target_half_width_prints_seeds_and_hours_from_the_pilot_sd(capsys):
-    from vpcost_utils.sequential import planned_seeds
+    from vpcost_utils.stats.sequential import planned_seeds
 
     argv = ["--profile", "smoke", "--ips", "smallcnn=1000:3000", "tinyclip=1000", "--target-halfwidth", "2",
             "--pilot-sd", "3", "--test-se", "0.5"]

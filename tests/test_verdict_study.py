@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from vpcost_utils import grids, profiles, verdict_study
+from vpcost_utils import grids, profiles
 from vpcost_utils.arithmetic import arithmetic_block
+from vpcost_utils.studies import verdict_study
 
 
 def test_the_study_runs_the_mini_profiles_own_n10_runs_seed_by_seed():
@@ -31,7 +32,7 @@ def test_finished_seeds_is_the_prefix_every_cell_has():
 
 
 def test_the_budget_decides_how_many_blocks_start_and_never_cuts_one(tmp_path, monkeypatch):
-    from vpcost_utils import sweep
+    from vpcost_utils.running import sweep
 
     clock, started = [0.0], []
 
@@ -68,7 +69,7 @@ def _write(store, spec, acc):
 
 
 def test_the_analysis_and_the_kept_run_table_use_the_same_finished_seeds(tmp_path, capsys):
-    from vpcost_utils.store import ResultStore
+    from vpcost_utils.running.store import ResultStore
 
     store = ResultStore(tmp_path / "runs")
     gaps = {0: 2.0, 1: 6.0, 2: 10.0}  # every compressed model is 2, 6, 10 points below dense on seeds 0, 1, 2
@@ -91,8 +92,9 @@ def test_the_analysis_and_the_kept_run_table_use_the_same_finished_seeds(tmp_pat
 
 
 def test_steins_second_stage_gives_each_cell_the_seeds_its_pilot_sd_asks_for(tmp_path, monkeypatch):
-    from vpcost_utils import intervals, sweep
-    from vpcost_utils.store import ResultStore
+    from vpcost_utils.running import sweep
+    from vpcost_utils.running.store import ResultStore
+    from vpcost_utils.stats import intervals
 
     store = ResultStore(tmp_path / "runs")
     pilot_gaps = {0: 2.0, 1: 6.0, 2: 10.0}
@@ -141,7 +143,7 @@ def test_any_budget_of_the_mini_profile_can_be_studied_and_another_is_refused(ca
 @pytest.mark.parametrize("low, high, expected", [(0.5, 4.0, "compressed worse"), (-6.0, -1.0, "compressed better"),
                                                  (-2.0, 5.1, "no gap larger than +-5.1 points")])
 def test_each_cell_ends_with_one_of_three_verdicts_in_words(low, high, expected):
-    from vpcost_utils import intervals
+    from vpcost_utils.stats import intervals
 
     assert verdict_study.worded(intervals.verdict(low, high, 12)) == expected
     assert verdict_study.worded(intervals.verdict(low, high, 2)).startswith("no verdict")

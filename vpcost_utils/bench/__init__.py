@@ -37,7 +37,7 @@ import argparse
 
 import torch
 
-from .allocator import allocator_lines
+from .allocator_bench import allocator_lines
 from .common import emit, load_model, note
 from .packing import packing_lines
 from .phases import phase_lines, switch_lines

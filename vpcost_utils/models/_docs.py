@@ -20,11 +20,11 @@ Checkpoint files go in `$VPCOST_HOME/checkpoints/` (default `~/.cache/vpcost/che
 
 
 # Measured, not generated: building these models takes minutes to an hour each, which a doc generator must not.
-# `python -m vpcost_utils.models.recover --compare efficientnet_lite0/prune-30 ...` prints the rows again.
+# `python -m vpcost_utils.built.recover --compare efficientnet_lite0/prune-30 ...` prints the rows again.
 AGREEMENT = """
 ## How much of the dense ImageNet function the Lite0 models made here keep
 
-Measured 2026-12-03 on this repository's recipes (`models/agreement.py`): agreement with
+Measured 2026-12-03 on this repository's recipes (`built/agreement.py`): agreement with
 `efficientnet_lite0/dense` on 256 random crops of three photographs that no calibration or recovery step
 sees (`chelsea`, `coffee`, `grace_hopper`), at 224 px (the weights' resolution) and 128 px (the mini
 canvas); KL is the mean KL(dense || model) of the ImageNet softmax; "labelled" counts the held-out photos

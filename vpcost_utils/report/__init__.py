@@ -27,13 +27,13 @@ from typing import Any
 
 import pandas as pd
 
-from .. import intervals
 from ..errors import VpcostError
-from ..store import ResultStore
+from ..running.store import ResultStore
+from ..stats import intervals
 from .analysis import accuracy_table, gap_table, verdict_words, verdicts
 from .checks import check_dataset, check_model, preflight
-from .config import REPORT_METHOD, ReportConfig, parse_shots
 from .document import Report
+from .report_config import REPORT_METHOD, ReportConfig, parse_shots
 
 __all__ = ["REPORT_METHOD", "Report", "ReportConfig", "accuracy_table", "build", "check_dataset", "check_model",
            "collect", "gap_table", "main", "parse_shots", "preflight", "verdict_words", "verdicts"]
@@ -64,8 +64,8 @@ def build(config: ReportConfig, output_dir: str | Path = "outputs/report", *, ru
           device: str | None = None, progress: bool = True) -> Report:
     """Check the inputs, run what is missing (runs go to ``<output_dir>/runs``, shared between reports) and
     return the report; ``report.write(<output_dir>/<name>)`` renders it."""
-    from ..preflight import check
-    from ..sweep import run_grid
+    from ..running.preflight import check
+    from ..running.sweep import run_grid
 
     store = ResultStore(Path(output_dir) / "runs")
     # every problem of the grid at once (one seed stands for all: seeds change no check), then the report's own
@@ -75,7 +75,7 @@ def build(config: ReportConfig, output_dir: str | Path = "outputs/report", *, ru
     if target is None:
         result = run_grid(config.specs(), store, runner=runner, device=device, progress=progress, on_error="continue")
     else:  # stage 1: the pilot; stage 2: what Stein's rule says each cell needs, decided by the pilot alone
-        from ..sequential import check_budget, seed_plan, seeds_needed
+        from ..stats.sequential import check_budget, seed_plan, seeds_needed
 
         result = run_grid(config.specs(target.pilot), store, runner=runner, device=device, progress=progress,
                           on_error="continue")

@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from .. import intervals
-from .config import REPORT_METHOD, ReportConfig
+from ..stats import intervals
+from .report_config import REPORT_METHOD, ReportConfig
 
 
 def accuracy_table(df: pd.DataFrame, config: ReportConfig, metric: str = "acc") -> pd.DataFrame:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..tables import to_markdown
+from ..nb.tables import to_markdown
 from .analysis import _interval_text
 
 
