@@ -44,7 +44,7 @@ def test_a_spec_canvas_replaces_the_models_canvas():
 
 
 def test_mini_grid_is_real_multi_seed_and_shares_runs_between_sections():
-    specs = {s: grids.section_specs(s, profiles.settings(s, "mini")) for s in profiles.SECTIONS}
+    specs = {s: grids.section_runs(s, "mini") for s in profiles.SECTIONS}
     vp = [spec for s in ("sparse_transfer", "quantization", "calibration", "label_mapping") for spec in specs[s]]
     assert {spec.canvas for spec in vp} == {128} and {spec.max_test for spec in vp} == {2000}
     assert {spec.dataset for spec in vp} == {"mnist", "fashion_mnist"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from vpcost_utils import grids, profiles
+from vpcost_utils import grids
 from vpcost_utils.arithmetic import arithmetic_block
 from vpcost_utils.studies import verdict_study
 
@@ -15,7 +15,7 @@ def test_the_study_runs_the_mini_profiles_own_n10_runs_seed_by_seed():
     ids = [s.run_id for s in specs]
     assert len(ids) == len(set(ids))  # the dense runs the two sections share run once
     wanted = {s.run_id for sec in verdict_study.SECTIONS
-              for s in grids.section_specs(sec, profiles.settings(sec, "mini", seeds=(0, 1, 2, 3)))
+              for s in grids.section_runs(sec, "mini", seeds=(0, 1, 2, 3))
               if s.n_shots == 10}
     assert set(ids) == wanted  # the same records `make reproduce PROFILE=mini` makes for seeds 0-2
     assert [s.seed for s in specs] == sorted(s.seed for s in specs)  # seed-major: every cell gains seeds together
@@ -129,11 +129,11 @@ def test_any_budget_of_the_mini_profile_can_be_studied_and_another_is_refused(ca
     one = verdict_study.specs(range(2), 1)
     assert {s.n_shots for s in one} == {1} and len(one) == len(verdict_study.specs(range(2)))
     wanted = {s.run_id for sec in verdict_study.SECTIONS
-              for s in grids.section_specs(sec, profiles.settings(sec, "mini", seeds=(0, 1))) if s.n_shots == 1}
+              for s in grids.section_runs(sec, "mini", seeds=(0, 1)) if s.n_shots == 1}
     assert {s.run_id for s in one} == wanted
     fifty = verdict_study.specs(range(2), 50)  # only what the profile runs at N=50: no int8 there
     wanted = {s.run_id for sec in verdict_study.SECTIONS
-              for s in grids.section_specs(sec, profiles.settings(sec, "mini", seeds=(0, 1))) if s.n_shots == 50}
+              for s in grids.section_runs(sec, "mini", seeds=(0, 1)) if s.n_shots == 50}
     assert {s.run_id for s in fifty} == wanted and wanted and not any("int8" in s.model for s in fifty)
     with pytest.raises(SystemExit):
         verdict_study.main(["--shots", "5", "--analyse"])

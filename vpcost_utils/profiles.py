@@ -317,6 +317,29 @@ def settings(section: str, profile: str, **overrides: Any) -> dict[str, Any]:
     return resolved
 
 
+@dataclass(frozen=True)
+class Resolved:
+    """One section on one profile with the overrides applied, typed: what the grid builder reads.
+
+    ``section`` has every common field filled (``datasets``, ``shots``, ...); ``common`` carries the
+    profile-wide ones a section does not declare (``substitute``, ``canvas``, ``max_test``, ``oversized``).
+    """
+
+    profile: str
+    section: Section
+    common: Common
+
+
+def resolve(section: str, profile: str, **overrides: Any) -> Resolved:
+    """``settings`` as typed objects (the same values, checked the same way)."""
+    values = settings(section, profile, **overrides)
+    config = section_config(section, profile)
+    section_values = {f.name: values[f.name] for f in dataclasses.fields(config)}
+    common_values = {f.name: values[f.name] for f in dataclasses.fields(Common)}
+    return Resolved(profile, dataclasses.replace(config, **section_values),
+                    dataclasses.replace(COMMON[profile], **common_values))
+
+
 def _matches(value: Any, hint: Any) -> bool:
     """``value`` fits the declared type ``hint``; lists stand for tuples (papermill passes YAML lists)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)

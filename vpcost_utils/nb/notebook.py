@@ -99,10 +99,10 @@ class Section:
         return self._write("metrics", f"{name}.json", json.dumps(_jsonable(data), indent=1, sort_keys=True).encode())
 
     def specs(self) -> list[RunSpec]:
-        """The runs this section needs (``grids.section_specs``)."""
-        from ..grids import section_specs
+        """The runs this section needs (``grids.section_runs`` on its resolved settings)."""
+        from ..grids import section_runs
 
-        return section_specs(self.name, self.settings)
+        return section_runs(self.name, self.profile, **{k: v for k, v in self.settings.items() if k != "profile"})
 
     def run(self, specs: list[RunSpec], *, device: str | None = None, runner: str = "serial") -> Any:
         """Preflight, then run every spec not yet stored; returns the store's table."""

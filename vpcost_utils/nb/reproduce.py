@@ -20,8 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..config import RunSpec
 from ..errors import SpecError, UnknownNameError, VpcostError
 from ..fetch import settle_network
+from ..grids import section_runs
 from ..profiles import PROFILES
 from .artifacts import NOTEBOOK_SECTIONS, NOTEBOOKS, missing_files, write_index
 
@@ -70,14 +72,17 @@ def check_profile(profile: str, notebooks: list[str]) -> int:
 
     Raises one ``VpcostError`` listing everything missing, before any notebook starts.
     """
-    from .. import profiles
-    from ..grids import section_specs
-    from .notebook import preflight
+    from .notebook import preflight  # papermill, matplotlib: only once a run starts
 
-    specs = [spec for name in notebooks if name in NOTEBOOK_SECTIONS
-             for spec in section_specs(NOTEBOOK_SECTIONS[name], profiles.settings(NOTEBOOK_SECTIONS[name], profile))]
+    specs = planned_runs(profile, notebooks)
     preflight(specs)
     return len({spec.run_id for spec in specs})
+
+
+def planned_runs(profile: str, notebooks: list[str] = NOTEBOOKS) -> list[RunSpec]:
+    """The runs the notebooks train on ``profile``, section by section (``grids.section_runs``)."""
+    return [spec for name in notebooks if name in NOTEBOOK_SECTIONS
+            for spec in section_runs(NOTEBOOK_SECTIONS[name], profile)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
 def _inputs(profile: str, parameters: dict[str, dict[str, Any]]) -> tuple[list[str], list[str]]:
     """Models and datasets the rehearsal's notebooks load (the full profile's, or the CI subset's)."""
     from .. import profiles
-    from ..grids import section_specs
+    from ..grids import section_runs
     from ..nb.artifacts import NOTEBOOK_SECTIONS
 
     pairs: list[tuple[str, str]] = []  # (model, dataset)
@@ -279,11 +279,12 @@ def _inputs(profile: str, parameters: dict[str, dict[str, Any]]) -> tuple[list[s
         if section is None:
             continue
         defaults = profiles.settings(section, profile)
-        cfg = profiles.settings(section, profile, **{k: v for k, v in params.items() if k in defaults})
+        ours = {k: v for k, v in params.items() if k in defaults}
         if section == "your_model":
+            cfg = profiles.settings(section, profile, **ours)
             pairs += [(m, d) for m in [cfg["dense"], *cfg["compressed"]] for d in cfg["datasets"]]
         else:
-            pairs += [(s.model, s.dataset) for s in section_specs(section, cfg)]
+            pairs += [(s.model, s.dataset) for s in section_runs(section, profile, **ours)]
     return list(dict.fromkeys(m for m, _ in pairs)), list(dict.fromkeys(d for _, d in pairs))
 
 

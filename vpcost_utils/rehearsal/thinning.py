@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..config import RunSpec
+from ..grids import profile_runs
+
 #: Notebook parameters common to every training notebook of a rehearsal.
 FAST = {"epochs": 1, "eval_every": 1, "seeds": [0]}
 #: CLIP ViT-L/14@336 on a CPU: one image per step, one step.
@@ -91,11 +94,14 @@ def notebook_parameters(profile: str, *, ci: bool = False) -> dict[str, dict[str
     return out
 
 
+def full_runs(profile: str) -> list[RunSpec]:
+    """Every run of the full profile, once (``grids.profile_runs``): what the rehearsal's coverage is measured on."""
+    return [s for section in profile_runs(profile).values() for s in section]
+
+
 def required(profile: str) -> dict[str, set[str]]:
     """Every model, dataset, method and task of the full profile's grid (what a rehearsal must cover)."""
-    from ..running.plan import profile_specs
-
-    specs = [s for section in profile_specs(profile).values() for s in section]
+    specs = full_runs(profile)
     return {"models": {s.model for s in specs}, "datasets": {s.dataset for s in specs},
             "methods": {f"{s.task}:{s.method}" for s in specs}}
 

@@ -26,11 +26,11 @@ import argparse
 import functools
 import math
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..config import RunSpec
 from ..errors import UnknownNameError
+from ..grids import profile_runs
 from ..models.random_init import random_architecture
 
 #: (training images, test images, classes) of every registered target, as the loaders give them.
@@ -117,23 +117,6 @@ def arch_of(model: str) -> str:
     return model.split("/", 1)[0]
 
 
-def profile_specs(profile: str, sections: Iterable[str] | None = None) -> dict[str, list[RunSpec]]:
-    """The unique runs of each notebook section of ``profile`` (a run shared by sections counts once, first)."""
-    from .. import profiles
-    from ..grids import section_specs
-
-    seen: set[str] = set()
-    out: dict[str, list[RunSpec]] = {}
-    for section in sections or profiles.SECTIONS:
-        specs = []
-        for spec in section_specs(section, profiles.settings(section, profile)):
-            if spec.run_id not in seen:
-                seen.add(spec.run_id)
-                specs.append(spec)
-        out[section] = specs
-    return out
-
-
 def hours(passes: Passes, ips: tuple[float, float]) -> float:
     """Device-hours of ``passes`` at ``ips`` = (train img/s, forward img/s)."""
     train_ips, forward_ips = ips
@@ -202,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                                               or not args.target_halfwidth > 0):
         parser.error("--target-halfwidth needs a positive H and --pilot-sd S >= 0 (the paired gap's per-seed sd "
                      "from a pilot, e.g. docs/mini-study.md)")
-    by_section = profile_specs(args.profile)
+    by_section = profile_runs(args.profile)
     ips = _parse_ips(args.ips)
     archs = sorted({arch_of(s.model) for specs in by_section.values() for s in specs})
     if args.measure:

@@ -308,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m vpcost_utils.running.sweep --profile paper --dry-run``: how a profile's runs are packed into jobs."""
     import argparse
 
-    from .plan import profile_specs, run_passes
+    from ..grids import profile_runs
+    from .plan import run_passes
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--profile", default="paper")
@@ -316,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the packing; submit nothing")
     parser.add_argument("--check", action="store_true", help="run the preflight on every run first (preflight.py)")
     args = parser.parse_args(argv)
-    specs = [s for specs in profile_specs(args.profile).values() for s in specs]
+    specs = [s for specs in profile_runs(args.profile).values() for s in specs]
     if args.check:
         from .preflight import check
 

@@ -54,14 +54,13 @@ def _profile_shots(section: str) -> tuple[int, ...]:
 
 def specs(seeds: range, shots: int = SHOTS) -> list[RunSpec]:
     """The mini profile's N=``shots`` runs of ``seeds``, seed-major, each run once (the dense runs are shared)."""
-    from .. import grids, profiles
+    from .. import grids
 
     seen: dict[str, RunSpec] = {}
     for section in SECTIONS:
         if shots not in _profile_shots(section):  # e.g. int8 has no N=50 in the mini profile: not added here
             continue
-        cfg = profiles.settings(section, "mini", seeds=tuple(seeds), shots=(shots,))
-        for spec in grids.section_specs(section, cfg):
+        for spec in grids.section_runs(section, "mini", seeds=tuple(seeds), shots=(shots,)):
             seen.setdefault(spec.run_id, spec)
     return sorted(seen.values(), key=lambda s: (s.seed, s.dataset, s.model))
 
