@@ -24,8 +24,7 @@ from vpcost_utils.models import efficientnet_lite as lite
 from vpcost_utils.models.imagenet import imagenet_classes
 
 CATS = {"tabby", "tiger cat", "Egyptian cat"}
-FETCH_HINT = ("VPCOST_HOME=.cache/vpcost VPCOST_OFFLINE=0 .venv/bin/python -c 'from vpcost_utils.models import "
-              "efficientnet_lite as e; [e.checkpoint_path(v) for v in e.VARIANTS]'")
+FETCH_HINT = "`make fetch` removes this skip"
 
 
 def package():
@@ -64,7 +63,7 @@ def real_path(variant: int):
     try:
         return lite.checkpoint_path(variant)
     except MissingFileError:
-        pytest.skip(f"the EfficientNet-Lite{variant} weights are not in the test cache; fetch them: {FETCH_HINT}")
+        pytest.skip(f"the EfficientNet-Lite{variant} weights are not in the test cache; {FETCH_HINT}")
 
 
 def inputs(size: int, n: int = 3, seed: int = 0) -> torch.Tensor:
