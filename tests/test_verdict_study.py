@@ -140,10 +140,12 @@ def test_any_budget_of_the_mini_profile_can_be_studied_and_another_is_refused(ca
     assert "--shots 5 is not a budget of the mini profile; choose one of [1, 10, 50]" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("low, high, expected", [(0.5, 4.0, "compressed worse"), (-6.0, -1.0, "compressed better"),
+@pytest.mark.parametrize("low, high, expected", [(0.5, 4.0, "compressed transfers worse"),
+                                                 (-6.0, -1.0, "compressed transfers better"),
                                                  (-2.0, 5.1, "no gap larger than +-5.1 points")])
 def test_each_cell_ends_with_one_of_three_verdicts_in_words(low, high, expected):
     from vpcost_utils.stats import intervals
+    from vpcost_utils.stats.verdicts import verdict_words
 
-    assert verdict_study.worded(intervals.verdict(low, high, 12)) == expected
-    assert verdict_study.worded(intervals.verdict(low, high, 2)).startswith("no verdict")
+    assert verdict_words(intervals.verdict(low, high, 12)) == expected
+    assert verdict_words(intervals.verdict(low, high, 2)).startswith("no verdict")

@@ -30,7 +30,8 @@ import pandas as pd
 from ..errors import VpcostError
 from ..running.store import ResultStore
 from ..stats import intervals
-from .analysis import accuracy_table, gap_table, verdict_words, verdicts
+from ..stats.verdicts import verdict_words
+from .analysis import accuracy_table, gap_table, verdicts
 from .checks import check_dataset, check_model, preflight
 from .document import Report
 from .report_config import REPORT_METHOD, ReportConfig, parse_shots

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from ..stats import intervals
+from ..stats.verdicts import verdict_words
 from .report_config import REPORT_METHOD, ReportConfig
 
 
@@ -61,17 +62,6 @@ def _interval_text(mean: float, low: float, high: float, digits: int = 1) -> str
     if math.isnan(low):
         return f"{mean:.{digits}f} (one seed: no interval)"
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
-
-
-def verdict_words(verdict: str, what: str = "accuracy") -> str:
-    """An ``intervals.verdict`` of a dense-minus-compressed accuracy gap in the paper's terms."""
-    if verdict == "above 0":
-        return "compressed transfers worse"
-    if verdict == "below 0":
-        return "compressed transfers better"
-    if verdict.startswith("within"):
-        return f"no gap larger than {verdict.split()[-1]} points"
-    return verdict
 
 
 def verdicts(acc_gaps: pd.DataFrame, ece_gaps: pd.DataFrame, ece_ts_gaps: pd.DataFrame) -> list[str]:

@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import RunSpec
+from ..stats.verdicts import verdict_words
 
 SHOTS = 10
 SECTIONS = ("sparse_transfer", "quantization")
@@ -180,7 +181,7 @@ def _table(runs: pd.DataFrame, records: list[dict], seeds: int | None, stein: tu
     records = [r for r in records if r["run_id"] in wanted]
     gaps = intervals.paired_gaps(runs, families(), "acc", predictions=intervals.predictions_of(records), pilot=pilot)
     noise = list(zip(gaps["seed_sd"], gaps["test_se"], strict=True))
-    return gaps.assign(verdict=[worded(v) for v in gaps["verdict"]],
+    return gaps.assign(verdict=[verdict_words(v) for v in gaps["verdict"]],
                        three_seed_halfwidth=[_resolvable(sd, 3, se)[0] for sd, se in noise],
                        seeds_for_3=[_cost(sd, se, 3.0) for sd, se in noise])
 
@@ -193,18 +194,6 @@ def _wanted(runs: pd.DataFrame, records: list[dict], seeds: int | None, stein: t
         return {s.run_id for s in specs(range(k), shots)}
     plan = _stein_plan(runs, records, stein[0], stein[1], 10 ** 6, shots)
     return {s.run_id for s in stein_specs(plan, shots)}
-
-
-def worded(verdict: str) -> str:
-    """An accuracy gap's verdict (dense minus compressed) in the study's words: which model transfers worse,
-    or how large a gap the interval rules out."""
-    if verdict == "above 0":
-        return "compressed worse"
-    if verdict == "below 0":
-        return "compressed better"
-    if verdict.startswith("within +-"):
-        return f"no gap larger than +-{verdict.removeprefix('within +-')} points"
-    return verdict
 
 
 def runs_table(output: Path, seeds: int | None = None, *, stein: tuple[float, int] | None = None,
