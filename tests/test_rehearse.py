@@ -16,7 +16,7 @@ import pytest
 
 from vpcost_utils import rehearsal_mode as rehearsal
 from vpcost_utils.config import RunSpec
-from vpcost_utils.rehearsal_mode import thinning as plan
+from vpcost_utils.rehearsal import thinning as plan
 from vpcost_utils.running import runs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +62,7 @@ def test_the_plans_give_every_notebook_parameters_it_declares(profile):
 @pytest.mark.parametrize("profile", ["quick", "paper"])
 def test_the_plans_load_every_model_and_dataset_of_the_profile(profile):
     """Checked before anything runs: a thinned plan that drops a model or dataset fails here, not after an hour."""
-    from vpcost_utils.rehearsal_mode.rehearse import _inputs
+    from vpcost_utils.rehearsal.rehearse import _inputs
 
     models, datasets = _inputs(profile, plan.notebook_parameters(profile))
     need = plan.required(profile)
@@ -140,7 +140,7 @@ def fake_home(tmp_path, monkeypatch):
 def test_every_fake_image_dataset_loads_with_every_class_in_both_splits(fake_home):
     from vpcost_utils.data import get_dataset_info, load_split
     from vpcost_utils.data.vision_fakes import WRITERS
-    from vpcost_utils.rehearsal_mode import fakes
+    from vpcost_utils.rehearsal import fakes
 
     for name in WRITERS:
         fakes.write_dataset(name)
@@ -154,7 +154,7 @@ def test_every_fake_image_dataset_loads_with_every_class_in_both_splits(fake_hom
 @pytest.mark.parametrize("name", ["resnet50/acdc-98", "resnet50/lt-79.122", "swin_tiny/w4a4"])
 def test_fake_checkpoints_pass_the_loaders_checks(fake_home, name):
     from vpcost_utils.models import create_model
-    from vpcost_utils.rehearsal_mode import fakes
+    from vpcost_utils.rehearsal import fakes
 
     fakes.write_checkpoint(name)
     model = create_model(name)  # strict load plus the sparsity / bit-width check of the entry
