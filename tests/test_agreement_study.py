@@ -1,4 +1,4 @@
-"""The agreement study's grid and analysis (agreement_study.py), on made-up rows: no training."""
+"""The agreement study's grid and analysis (studies/agreement_study.py), on made-up rows: no training."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from vpcost_utils import agreement_study as study  # noqa: E402
+from vpcost_utils.studies import agreement_study as study  # noqa: E402
 
 
 def test_the_grid_pairs_every_compressed_model_with_dense_on_the_same_seeds():

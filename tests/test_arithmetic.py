@@ -10,8 +10,8 @@ import torch
 from vpcost_utils import allocator, arithmetic
 from vpcost_utils.config import PROTOCOL, RunSpec
 from vpcost_utils.errors import VpcostError
-from vpcost_utils.store import ResultStore
-from vpcost_utils.sweep import run_grid
+from vpcost_utils.running.store import ResultStore
+from vpcost_utils.running.sweep import run_grid
 
 SPEC = RunSpec("smallcnn/dense", "digits", n_shots=2, seed=3, epochs=2, eval_every=1, max_test=120)
 SAME = ("metrics", "curves", "mapping_history", "test_predictions", "convergence", "arithmetic", "protocol")
@@ -25,7 +25,7 @@ def test_one_spec_gives_bit_identical_records_on_every_runner_and_thread_count(t
     # The small CNN's arithmetic happens not to depend on the thread count (EfficientNet-Lite0's does: a 16-epoch
     # MNIST run moved by 4 points), so the pin itself is checked too: the loop sees one thread, whatever the
     # process had.
-    from vpcost_utils import train
+    from vpcost_utils.vp import train_vp as train
 
     seen_threads = []
     real_run_vp = train.run_vp
@@ -96,7 +96,7 @@ def test_bad_thread_setting_is_named(monkeypatch):
 
 def test_dense_and_compressed_runs_of_a_seed_share_sample_batches_and_prompt_start():
     """Common random numbers: the pair differs only in the backbone."""
-    from vpcost_utils import train
+    from vpcost_utils.vp import train_vp as train
 
     dense = RunSpec("smallcnn/dense", "digits", n_shots=3, seed=5, epochs=1, eval_every=1)
     sparse = dense.replace(model="smallcnn/prune-90")
@@ -118,13 +118,13 @@ def test_dense_and_compressed_runs_of_a_seed_share_sample_batches_and_prompt_sta
         train.run_vp(sparse, progress=False)
     assert a and a == orders  # the same batches in the same order
     # the prompt starts at theta = 0 for every model: no random initialisation to share
-    from vpcost_utils.prompts import ExpansivePrompt
+    from vpcost_utils.vp.visual_prompts import ExpansivePrompt
 
     assert not ExpansivePrompt(64, 32, (0.5,) * 3, (0.5,) * 3).theta.any()
 
 
 def test_sample_seed_changes_the_draw_alone():
-    from vpcost_utils import train
+    from vpcost_utils.vp import train_vp as train
 
     base = RunSpec("smallcnn/dense", "digits", n_shots=3, seed=0, epochs=1, eval_every=1)
     assert base.replace(sample_seed=0).run_id == base.run_id  # the same draw: the same run

@@ -2,6 +2,8 @@
 loop it times computes the same run as ours. Speed itself is never asserted; it lives in the benchmark."""
 
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -10,7 +12,7 @@ from vpcost_utils import bench
 from vpcost_utils.config import RunSpec
 from vpcost_utils.models import create_model
 from vpcost_utils.models.fold import fold_batchnorm
-from vpcost_utils.train import load_data, run_vp
+from vpcost_utils.vp.train_vp import load_data, run_vp
 
 torch.set_num_threads(2)
 
@@ -92,3 +94,14 @@ def test_run_vp_folds_batchnorm_of_float_backbones_only_and_keeps_the_result(mon
     monkeypatch.delenv("VPCOST_FOLD_BN")
     quantized = run_vp(spec.replace(model="smallcnn/w3a3"), progress=False)
     assert quantized["runtime"]["batchnorm_folded"] == 0  # a fake quantizer after a BatchNorm must see its output
+
+
+def test_make_benchmark_runs_end_to_end_as_a_command():
+    """``python -m vpcost_utils.bench`` (``make benchmark``) in its smallest setting, as a user starts it: every
+    section imports and runs, random-init model included (a function-level import of a moved module once broke it)."""
+    out = subprocess.run([sys.executable, "-m", "vpcost_utils.bench", "--quick", "--arch", "smallcnn", "--device",
+                          "cpu", "--test-images", "32"], capture_output=True, text=True, timeout=1800)
+    assert out.returncode == 0, out.stderr[-3000:]
+    values, ratios = parse(out.stdout)
+    assert {"whole run speedup vs reference protocol ratio", "malloc keep vs default wall s ratio"} <= set(ratios)
+    assert "# model: smallcnn/random-init, canvas 64, inputs 32 px" in out.stdout

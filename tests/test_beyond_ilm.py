@@ -12,11 +12,13 @@ import math
 import pytest
 import torch
 
-from vpcost_utils import checkpoint, loop, mapping, train
+from vpcost_utils import checkpoint, loop
 from vpcost_utils.config import METHODS, RunSpec
 from vpcost_utils.data import ImageSplit
 from vpcost_utils.errors import UnknownNameError
-from vpcost_utils.runs import execute
+from vpcost_utils.running.runs import execute
+from vpcost_utils.vp import label_mapping as mapping
+from vpcost_utils.vp import train_vp as train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -235,10 +237,10 @@ def test_the_bench_section_prints_each_methods_step_cost_and_its_ratio_to_ilm(ca
 
 def test_the_smoke_label_mapping_section_runs_every_method_and_refuses_an_unknown_one():
     from vpcost_utils import profiles
-    from vpcost_utils.grids import section_specs
+    from vpcost_utils.grids import section_runs
 
     cfg = profiles.settings("label_mapping", "smoke")
-    specs = section_specs("label_mapping", cfg)
+    specs = section_runs("label_mapping", "smoke")
     others = [s.run_id for s in specs if s.method != "ilm"]
     assert len(set(others)) == len(others) == 2 * 2 * 5, "each compared method once per model and dataset"
     pair = (cfg["dense"], cfg["sparse"])
@@ -248,11 +250,11 @@ def test_the_smoke_label_mapping_section_runs_every_method_and_refuses_an_unknow
         for model in (cfg["dense"], cfg["sparse"]):
             assert {s.dataset for s in specs if s.method == method and s.model == model} == set(cfg["datasets"])
     with pytest.raises(UnknownNameError, match="blm\\+.*fullymap"):
-        section_specs("label_mapping", profiles.settings("label_mapping", "smoke", compare_methods=["ilm", "smm"]))
+        section_runs("label_mapping", "smoke", compare_methods=["ilm", "smm"])
 
 
 def test_the_planner_counts_a_mapping_pass_per_epoch_for_blm_and_none_for_fullymap():
-    from vpcost_utils.plan import run_passes
+    from vpcost_utils.running.plan import run_passes
 
     base = RunSpec("smallcnn/dense", "digits", n_shots=2, epochs=5, eval_every=5)
     passes = {m: run_passes(base.replace(method=m)) for m in ("ilm", "blm", "blm+", "fullymap", "flm")}

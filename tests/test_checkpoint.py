@@ -7,11 +7,12 @@ import json
 import pytest
 import torch
 
-from vpcost_utils import checkpoint, kill_resume, loop
+from vpcost_utils import checkpoint, loop
 from vpcost_utils.config import RunSpec
 from vpcost_utils.errors import VpcostError
-from vpcost_utils.runs import execute, run
-from vpcost_utils.store import ResultStore
+from vpcost_utils.running.runs import execute, run
+from vpcost_utils.running.store import ResultStore
+from vpcost_utils.studies import kill_resume
 
 SPEC = RunSpec("smallcnn/dense", "digits", n_shots=2, seed=1, epochs=6, eval_every=2, max_test=150)
 RESULT = ("metrics", "curves", "mapping", "mapping_history", "test_predictions", "convergence")
@@ -131,7 +132,7 @@ def test_clip_and_crossmodal_runs_resume_through_the_same_loop(tmp_path, monkeyp
 
 def test_a_preempted_cluster_chunk_resumes_the_run_it_was_in(tmp_path, monkeypatch, uninterrupted):
     pytest.importorskip("submitit")
-    from vpcost_utils import sweep
+    from vpcost_utils.running import sweep
 
     monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
     store = ResultStore(tmp_path)

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vpcost_utils.clip.clip_prompts import BorderPrompt, PadPrompter, default_pad
 from vpcost_utils.clip.head import clip_logits, text_embeddings
-from vpcost_utils.clip.prompts import BorderPrompt, PadPrompter, default_pad
 from vpcost_utils.clip.schedules import bahng_warmup, cosine_lr
 from vpcost_utils.clip.templates import (
     BAHNG_TEMPLATE,

@@ -153,7 +153,7 @@ def test_paper_dataset_path_decodes_once_into_a_bounded_cache(tmp_path, monkeypa
 
 
 def test_class_name_source_is_a_spec_field_that_keeps_old_run_ids():
-    from vpcost_utils import grids, profiles
+    from vpcost_utils import grids
     from vpcost_utils.config import RunSpec
     from vpcost_utils.errors import SpecError, UnknownNameError
 
@@ -164,7 +164,7 @@ def test_class_name_source_is_a_spec_field_that_keeps_old_run_ids():
         RunSpec("smallcnn/dense", "digits", class_names="fork")
     with pytest.raises(UnknownNameError, match="fork"):
         spec.replace(class_names="ours")
-    paper = grids.section_specs("clip", profiles.settings("clip", "paper"))
+    paper = grids.section_runs("clip", "paper")
     assert paper and {s.class_names for s in paper} == {"fork"}
 
 

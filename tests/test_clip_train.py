@@ -49,7 +49,7 @@ def test_prompting_trains_above_chance_quickly(quick_clip, tmp_path, monkeypatch
 
 
 def test_bad_class_name_fails_before_training(quick_clip, monkeypatch):
-    from vpcost_utils.clip import train as clip_train
+    from vpcost_utils.clip import train_clip as clip_train
     from vpcost_utils.clip.images import ClipImages
 
     def fake_split(name, split, size):

@@ -14,7 +14,7 @@ import nbformat
 import pytest
 from packaging.requirements import Requirement
 
-from vpcost_utils import colab
+from vpcost_utils.nb import colab
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
@@ -55,7 +55,7 @@ def test_the_placeholder_repository_stops_with_what_to_set(monkeypatch):
         exec(compile(_colab_cell(NOTEBOOKS[0]), "colab-cell", "exec"), {})
 
 
-#: Installed by the cell's second step, so `vpcost_utils.colab` must import without them.
+#: Installed by the cell's second step, so `vpcost_utils.nb.colab` must import without them.
 NOT_ON_A_FRESH_RUNTIME = ("tflite", "flatbuffers", "papermill", "submitit", "ai_edge_litert", "selenium",
                           "efficientnet_lite_pytorch", "open_clip")
 BLOCKER = """
@@ -65,7 +65,7 @@ class Block(importlib.abc.MetaPathFinder):
         if name.split(".")[0] in BLOCKED:
             raise ImportError(f"{name} is not on a fresh Colab runtime")
 sys.meta_path.insert(0, Block())
-import vpcost_utils.colab
+import vpcost_utils.nb.colab
 """
 
 

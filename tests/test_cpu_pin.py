@@ -10,11 +10,12 @@ import sys
 import pytest
 import torch
 
-from vpcost_utils import arithmetic, cpu_pin, cross_machine
+from vpcost_utils import arithmetic, cpu_pin
 from vpcost_utils.config import RunSpec
 from vpcost_utils.errors import VpcostError
-from vpcost_utils.store import ResultStore
-from vpcost_utils.sweep import run_grid
+from vpcost_utils.running.store import ResultStore
+from vpcost_utils.running.sweep import run_grid
+from vpcost_utils.studies import cross_machine
 
 X86 = cpu_pin.cpu_facts()["arch"] in ("x86_64", "AMD64") and "avx2" in cpu_pin.cpu_facts()["flags"]
 SPEC = RunSpec("smallcnn/dense", "digits", n_shots=2, seed=3, epochs=1, eval_every=1, max_test=60)

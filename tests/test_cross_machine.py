@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from vpcost_utils import cross_machine
 from vpcost_utils.errors import MissingFileError
-from vpcost_utils.runs import execute
+from vpcost_utils.running.runs import execute
+from vpcost_utils.studies import cross_machine
 
 EXPECTED = cross_machine.expected_here()
 
@@ -19,7 +19,7 @@ EXPECTED = cross_machine.expected_here()
 def test_a_real_spec_gives_the_record_stored_for_this_arithmetic(spec):
     if spec.run_id not in EXPECTED:
         pytest.skip(f"no record of {spec.run_id} stored for this arithmetic ({cross_machine.arithmetic_key()}); "
-                    "`python -m vpcost_utils.cross_machine` prints the entry to add")
+                    "`python -m vpcost_utils.studies.cross_machine` prints the entry to add")
     try:
         record = execute(spec, progress=False)
     except MissingFileError as exc:

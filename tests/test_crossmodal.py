@@ -159,7 +159,7 @@ def test_reprogramming_learns_generated_task(tmp_path, monkeypatch, dataset):
 
 
 def test_paper_selection_schedule_matches_the_reference_counter():
-    from vpcost_utils.crossmodal.train import VALIDATE_EVERY, VALIDATION_BATCHES, PaperSelection
+    from vpcost_utils.crossmodal.train_crossmodal import VALIDATE_EVERY, VALIDATION_BATCHES, PaperSelection
 
     assert (VALIDATE_EVERY, VALIDATION_BATCHES) == (500, 102)  # 102 batches of 4: 408 examples
     selection = PaperSelection.__new__(PaperSelection)
@@ -169,7 +169,7 @@ def test_paper_selection_schedule_matches_the_reference_counter():
 def test_paper_number_is_the_full_test_accuracy_of_the_quick_validation_pick(tmp_path, monkeypatch):
     monkeypatch.setenv("VPCOST_HOME", str(tmp_path))
     from vpcost_utils.crossmodal import run_crossmodal
-    from vpcost_utils.crossmodal import train as cm_train
+    from vpcost_utils.crossmodal import train_crossmodal as cm_train
 
     monkeypatch.setattr(cm_train, "VALIDATE_EVERY", 10)
     monkeypatch.setattr(cm_train, "VALIDATION_BATCHES", 3)

@@ -141,9 +141,9 @@ def test_hidden_files_are_skipped_and_unknown_names_list_the_folder_form(one_tre
 def test_the_planner_counts_a_folder_set_so_submitit_can_pack_its_runs(one_tree):
     """``sweep.chunk_specs`` sizes runs with ``plan.run_passes``; a ``folder:`` set used to be sent to the text
     loader there and rejected as an unknown dataset, so a report on one could not be packed into jobs."""
-    from vpcost_utils import plan
     from vpcost_utils.config import RunSpec
-    from vpcost_utils.sweep import chunk_specs
+    from vpcost_utils.running import plan
+    from vpcost_utils.running.sweep import chunk_specs
 
     name = f"folder:{one_tree}?size=16"
     assert plan.split_sizes(name) == (20, 5, 3)

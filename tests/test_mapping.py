@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from vpcost_utils.errors import SpecError
-from vpcost_utils.mapping import frequency_mapping, frequency_matrix, greedy_one_to_one, random_mapping
+from vpcost_utils.vp.label_mapping import frequency_mapping, frequency_matrix, greedy_one_to_one, random_mapping
 
 
 def test_frequency_matrix_counts_hard_argmax_votes():

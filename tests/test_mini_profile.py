@@ -7,13 +7,14 @@ import os
 import pytest
 import torch
 
-from vpcost_utils import grids, profiles, sweep
-from vpcost_utils.artifacts import NOT_MADE, missing_files, write_index
+from vpcost_utils import grids, profiles
 from vpcost_utils.config import RunSpec
 from vpcost_utils.data.base import ImageSplit
-from vpcost_utils.notebook import has_shots
-from vpcost_utils.store import ResultStore
-from vpcost_utils.train import fixed_test_subset, run_vp
+from vpcost_utils.nb.artifacts import NOT_MADE, missing_files, write_index
+from vpcost_utils.nb.notebook import has_shots
+from vpcost_utils.running import sweep
+from vpcost_utils.running.store import ResultStore
+from vpcost_utils.vp.train_vp import fixed_test_subset, run_vp
 
 
 def test_specs_without_the_later_fields_keep_their_old_run_ids():
@@ -43,7 +44,7 @@ def test_a_spec_canvas_replaces_the_models_canvas():
 
 
 def test_mini_grid_is_real_multi_seed_and_shares_runs_between_sections():
-    specs = {s: grids.section_specs(s, profiles.settings(s, "mini")) for s in profiles.SECTIONS}
+    specs = {s: grids.section_runs(s, "mini") for s in profiles.SECTIONS}
     vp = [spec for s in ("sparse_transfer", "quantization", "calibration", "label_mapping") for spec in specs[s]]
     assert {spec.canvas for spec in vp} == {128} and {spec.max_test for spec in vp} == {2000}
     assert {spec.dataset for spec in vp} == {"mnist", "fashion_mnist"}
@@ -94,7 +95,7 @@ def test_paired_gap_interval_by_hand():
 
     import pandas as pd
 
-    from vpcost_utils.intervals import paired_gaps, t_interval
+    from vpcost_utils.stats.intervals import paired_gaps, t_interval
 
     # dense beats "sparse" by 3, 4, 5 points on seeds 0-2 (mean 4, sd 1, t(0.975, 2) = 4.3027: beyond noise)
     # and "noisy" by 2, 4, 6 (sd 2: the interval reaches below 0)

@@ -16,16 +16,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from vpcost_utils import paths
+from vpcost_utils.built import natural_images as photos
 from vpcost_utils.errors import CheckpointError, MissingFileError, UnknownNameError
 from vpcost_utils.fetch import FetchError
 from vpcost_utils.models import create_model, get_entry, list_models
 from vpcost_utils.models import efficientnet_lite as lite
-from vpcost_utils.models import natural_images as photos
 from vpcost_utils.models.imagenet import imagenet_classes
 
 CATS = {"tabby", "tiger cat", "Egyptian cat"}
-FETCH_HINT = ("VPCOST_HOME=.cache/vpcost VPCOST_OFFLINE=0 .venv/bin/python -c 'from vpcost_utils.models import "
-              "efficientnet_lite as e; [e.checkpoint_path(v) for v in e.VARIANTS]'")
+FETCH_HINT = "`make fetch` removes this skip"
 
 
 def package():
@@ -64,7 +63,7 @@ def real_path(variant: int):
     try:
         return lite.checkpoint_path(variant)
     except MissingFileError:
-        pytest.skip(f"the EfficientNet-Lite{variant} weights are not in the test cache; fetch them: {FETCH_HINT}")
+        pytest.skip(f"the EfficientNet-Lite{variant} weights are not in the test cache; {FETCH_HINT}")
 
 
 def inputs(size: int, n: int = 3, seed: int = 0) -> torch.Tensor:

@@ -28,8 +28,8 @@ from vpcost_utils.models import (
     resnet,
     unregister_module,
 )
-from vpcost_utils.runs import run
-from vpcost_utils.store import ResultStore
+from vpcost_utils.running.runs import run
+from vpcost_utils.running.store import ResultStore
 
 torch.set_num_threads(2)
 TIMM_ARCH = "test_resnet"  # timm's tiny test network (0.5 M parameters, 160 px, mean = std = 0.5)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from vpcost_utils.models import efficientnet_lite_compressed as lite
+from vpcost_utils.built import efficientnet_lite_compressed as lite
 from vpcost_utils.models.efficientnet_lite import build_timm
 from vpcost_utils.models.prune import measure_sparsity
 from vpcost_utils.models.quantize import fake_quantize, quantized_bits
@@ -81,7 +81,7 @@ def test_the_real_pruned_model_records_its_sparsity_and_agreement():
     try:
         model = create_model("efficientnet_lite0/prune-30")
     except MissingFileError as exc:
-        pytest.skip(f"real EfficientNet-Lite0 weights not in the test cache ({exc}); `make fetch` puts them there")
+        pytest.skip(f"real EfficientNet-Lite0 weights not in the test cache ({exc}); `make fetch` removes this skip")
     prov = model.provenance
     assert prov["measured_sparsity"] == pytest.approx(0.30, abs=1e-6)
     agreement = prov["agreement"]

@@ -32,8 +32,8 @@ def tflite_path():
     try:
         return fetch(TFLITE_FILE, folder=paths.checkpoints_dir(), progress=False)
     except MissingFileError:
-        pytest.skip(f"the real {TFLITE_FILE.filename} is not in {paths.checkpoints_dir()} (fetch it with "
-                    f"VPCOST_OFFLINE=0 and vpcost_utils.fetch.fetch(TFLITE_FILE, folder=paths.checkpoints_dir()))")
+        pytest.skip(f"the real {TFLITE_FILE.filename} is not in {paths.checkpoints_dir()}; `make fetch` removes "
+                    "this skip")
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from vpcost_utils import metrics, noise_study
+from vpcost_utils import metrics
 from vpcost_utils.arithmetic import arithmetic_block
 from vpcost_utils.config import PROTOCOL
-from vpcost_utils.store import ResultStore
+from vpcost_utils.running.store import ResultStore
+from vpcost_utils.studies import noise_study
 
 
 def test_each_design_varies_only_its_own_source():

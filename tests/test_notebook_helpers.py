@@ -1,6 +1,7 @@
 import pandas as pd
 
-from vpcost_utils import grids, notebook, profiles
+from vpcost_utils import grids, profiles
+from vpcost_utils.nb import notebook
 
 
 def _table():
@@ -26,11 +27,11 @@ def test_accuracy_summary_and_gap_sentence_use_the_dense_model_of_each_family():
 
 def test_section_grids_match_the_profile():
     cfg = profiles.settings("sparse_transfer", "smoke")
-    specs = grids.section_specs("sparse_transfer", cfg)
+    specs = grids.section_runs("sparse_transfer", "smoke")
     models = grids.family_models(cfg["families"])
     assert len(specs) == len(models) * len(cfg["datasets"]) * len(cfg["methods"]) * len(cfg["shots"])
     assert models[0] == "smallcnn/dense" and len(set(models)) == len(models)
-    label = grids.section_specs("label_mapping", profiles.settings("label_mapping", "smoke"))
+    label = grids.section_runs("label_mapping", "smoke")
     saved = [s for s in label if s.save_prompts]
     assert saved and saved[0].save_prompts[0] == 1 and saved[0].save_prompts[-1] == cfg["epochs"]
     assert grids.prompt_epochs(100) == (1, *range(10, 101, 10))

@@ -14,9 +14,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from vpcost_utils import reproduce
-from vpcost_utils.artifacts import ARTIFACTS, NOTEBOOKS, missing_files
 from vpcost_utils.errors import SpecError
+from vpcost_utils.nb import reproduce
+from vpcost_utils.nb.artifacts import ARTIFACTS, NOTEBOOKS, missing_files
 
 pytestmark = pytest.mark.notebooks
 

@@ -80,7 +80,7 @@ def test_the_probe_is_bounded_in_time():
 
 
 def test_reproduce_lists_what_is_missing_within_seconds(fresh_network_state, isolated_home, tmp_path, capsys):
-    from vpcost_utils import reproduce
+    from vpcost_utils.nb import reproduce
 
     _answering(fresh_network_state, up=set())
     fresh_network_state.setattr(reproduce, "execute", lambda *a, **k: pytest.fail("a notebook ran"))

@@ -92,7 +92,8 @@ def test_profile_settings_check_names_and_types():
 
 
 def test_missing_data_and_checkpoints_are_listed_together_before_training(isolated_home, monkeypatch):
-    from vpcost_utils import notebook, sweep
+    from vpcost_utils.nb import notebook
+    from vpcost_utils.running import sweep
 
     monkeypatch.setenv("VPCOST_OFFLINE", "1")
     specs = sweep.grid(model=["resnet50/dense", "resnet50/acdc-90"], dataset=["cifar10", "oxford_pets"])
@@ -105,7 +106,7 @@ def test_missing_data_and_checkpoints_are_listed_together_before_training(isolat
 
 
 def test_reproduce_checks_the_whole_profile_before_any_notebook(isolated_home, monkeypatch, tmp_path, capsys):
-    from vpcost_utils import reproduce
+    from vpcost_utils.nb import reproduce
 
     monkeypatch.setenv("VPCOST_OFFLINE", "1")
     executed = []

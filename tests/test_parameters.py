@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vpcost_utils.errors import SpecError
-from vpcost_utils.notebook import check_injected_parameters
+from vpcost_utils.nb.notebook import check_injected_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
 DECLARED = 'profile: str = "smoke"  # smoke | mini\noutput_dir: str = "../outputs"\nepochs: Optional[int] = None\n'

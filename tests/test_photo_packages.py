@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from vpcost_utils import fetch
+from vpcost_utils.built import natural_images as library
+from vpcost_utils.built import photo_packages as pp
+from vpcost_utils.built.distill import Recipe
 from vpcost_utils.errors import SpecError
-from vpcost_utils.models import natural_images as library
-from vpcost_utils.models import photo_packages as pp
-from vpcost_utils.models.recovery import Recipe
 
 
 def test_every_photograph_is_pinned_three_times_and_named_once():
@@ -164,7 +164,7 @@ def random_lite0():
 
 @pytest.mark.parametrize("percent", [80, 90])
 def test_one_shot_80_and_90_percent_are_exact(random_lite0, percent):
-    from vpcost_utils.models import efficientnet_lite_compressed as lite
+    from vpcost_utils.built import efficientnet_lite_compressed as lite
 
     model = copy.deepcopy(random_lite0)
     report = lite.prune_one_shot(model, percent)

@@ -1,7 +1,12 @@
 """The sweep planner's image-pass counts, checked against a grid counted by hand."""
 
-from vpcost_utils import plan
+import pytest
+
+from vpcost_utils import grids, profiles
 from vpcost_utils.config import RunSpec
+from vpcost_utils.nb import reproduce
+from vpcost_utils.rehearsal import thinning
+from vpcost_utils.running import plan, sweep
 
 
 def test_passes_of_a_small_grid_by_hand():
@@ -22,7 +27,7 @@ def test_passes_of_a_small_grid_by_hand():
 
 
 def test_a_run_shared_by_sections_is_counted_once():
-    by_section = plan.profile_specs("mini")
+    by_section = grids.profile_runs("mini")
     ids = [s.run_id for specs in by_section.values() for s in specs]
     assert len(ids) == len(set(ids))
     assert by_section["calibration"] == []  # the mini calibration runs are the N=50 transfer runs
@@ -38,7 +43,7 @@ def test_the_command_prints_every_section_and_the_total(capsys):
 
 
 def test_a_target_half_width_prints_seeds_and_hours_from_the_pilot_sd(capsys):
-    from vpcost_utils.sequential import planned_seeds
+    from vpcost_utils.stats.sequential import planned_seeds
 
     argv = ["--profile", "smoke", "--ips", "smallcnn=1000:3000", "tinyclip=1000", "--target-halfwidth", "2",
             "--pilot-sd", "3", "--test-se", "0.5"]
@@ -57,3 +62,20 @@ def test_a_target_without_a_pilot_sd_is_refused(capsys):
     with pytest.raises(SystemExit):
         plan.main(["--profile", "smoke", "--target-halfwidth", "2"])
     assert "--pilot-sd" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("profile", profiles.PROFILES)
+def test_reproduce_plan_sweep_and_rehearse_list_the_same_runs(profile, monkeypatch, capsys):
+    """One path from a profile to its runs (``grids.section_runs``): every entry point sees the same run ids."""
+    counted, packed = [], []
+    monkeypatch.setattr(plan, "run_passes", lambda spec: counted.append(spec.run_id) or plan.Passes(1, 0, 0))
+    assert plan.main(["--profile", profile]) == 0
+    real_chunks = sweep.chunk_specs
+    monkeypatch.setattr(sweep, "chunk_specs", lambda specs, n: packed.extend(s.run_id for s in specs)
+                        or real_chunks(specs, n))
+    assert sweep.main(["--profile", profile, "--dry-run"]) == 0
+    capsys.readouterr()
+    reproduced = {s.run_id for s in reproduce.planned_runs(profile)}
+    rehearsed = [s.run_id for s in thinning.full_runs(profile)]
+    assert len(rehearsed) == len(set(rehearsed)) and reproduced
+    assert reproduced == set(counted) == set(packed) == set(rehearsed)

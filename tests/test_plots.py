@@ -361,7 +361,7 @@ def test_figures_save_headlessly(table, tmp_path):
 
 def test_plots_read_the_result_store_table(tmp_path):
     from vpcost_utils.config import RunSpec
-    from vpcost_utils.store import ResultStore
+    from vpcost_utils.running.store import ResultStore
 
     store = ResultStore(tmp_path / "runs")
     for model, acc in ((DENSE, 70.0), (SPARSE, 55.0)):

@@ -6,8 +6,9 @@ import os
 
 import pytest
 
-from vpcost_utils import notebook, preflight
 from vpcost_utils.config import RunSpec
+from vpcost_utils.nb import notebook
+from vpcost_utils.running import preflight
 
 
 def test_every_problem_of_a_grid_is_listed_at_once(tmp_path):
@@ -78,7 +79,7 @@ def test_a_full_disk_is_refused_with_what_the_grid_needs(tmp_path, monkeypatch):
 
 
 def test_plan_and_sweep_run_the_same_preflight(capsys):
-    from vpcost_utils import plan, sweep
+    from vpcost_utils.running import plan, sweep
 
     assert plan.main(["--profile", "smoke", "--check"]) == 0
     assert "every run of the profile can run here" in capsys.readouterr().out
@@ -86,7 +87,7 @@ def test_plan_and_sweep_run_the_same_preflight(capsys):
 
 
 def test_plan_check_lists_what_a_profile_lacks(capsys, isolated_home, monkeypatch):
-    from vpcost_utils import plan
+    from vpcost_utils.running import plan
 
     monkeypatch.setenv("VPCOST_OFFLINE", "1")  # the quick profile's checkpoints and datasets are not here
     assert plan.main(["--profile", "quick", "--check"]) == 2

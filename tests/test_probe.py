@@ -12,8 +12,8 @@ from vpcost_utils.data import load_split
 from vpcost_utils.errors import SpecError
 from vpcost_utils.models import create_model
 from vpcost_utils.probe import features as feat
-from vpcost_utils.runs import execute
-from vpcost_utils.train import data_indices, load_data_with_holdout, prepare_backbone
+from vpcost_utils.running.runs import execute
+from vpcost_utils.vp.train_vp import data_indices, load_data_with_holdout, prepare_backbone
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 # The smoke CNN's features are small (mean |x| about 0.2): at the reference's lr 0.01 a head needs thousands of

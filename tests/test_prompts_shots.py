@@ -5,7 +5,7 @@ import torch
 from vpcost_utils.config import BATCH_SIZE_BY_SHOTS, RunSpec, batch_size_for
 from vpcost_utils.data import sample_n_shots
 from vpcost_utils.errors import SpecError, UnknownNameError
-from vpcost_utils.prompts import ExpansivePrompt
+from vpcost_utils.vp.visual_prompts import ExpansivePrompt
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

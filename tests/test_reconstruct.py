@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
+from vpcost_utils.built import distill as recovery
+from vpcost_utils.built.reconstruct import layer_inputs, reconstruct_prune, sparsegpt_prune
 from vpcost_utils.errors import SpecError
-from vpcost_utils.models import recovery
-from vpcost_utils.models.reconstruct import layer_inputs, reconstruct_prune, sparsegpt_prune
 
 
 def correlated_inputs(rows: int = 3000, cols: int = 96, seed: int = 0) -> torch.Tensor:
@@ -93,8 +93,8 @@ def test_the_reconstruct_recipe_keeps_its_first_mask_through_every_step(tmp_path
     student, info = recovery.build(recipe, net(), (0.5,) * 3, (0.5,) * 3, pointwise, tmp_path / "p.pt",
                                    progress=False)
     start = copy.deepcopy(net())
-    from vpcost_utils.models.agreement import normalise
-    from vpcost_utils.models.natural_images import calibration_crops
+    from vpcost_utils.built.agreement import normalise
+    from vpcost_utils.built.natural_images import calibration_crops
 
     calib = list(normalise(calibration_crops(recovery.RECONSTRUCT_CROPS, 32, 0), (0.5,) * 3, (0.5,) * 3).split(64))
     first = reconstruct_prune(start, pointwise(start), calib, 0.5, progress=False)

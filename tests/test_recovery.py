@@ -1,4 +1,4 @@
-"""Recovered compressed models (models/recovery.py, efficientnet_lite_recovered.py) on a tiny network.
+"""Recovered compressed models (built/distill.py, efficientnet_lite_recovered.py) on a tiny network.
 
 The real Lite0 builds take 20-35 minutes each; these tests run the same build on a four-layer CNN and the
 real photographs at 32 px, and check what must hold for any network: exact sparsity and bit widths, the
@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 from vpcost_utils.arithmetic import arithmetic_key
+from vpcost_utils.built import distill as recovery
+from vpcost_utils.built import efficientnet_lite_recovered as rec
+from vpcost_utils.built import natural_images as photos
 from vpcost_utils.errors import SpecError
-from vpcost_utils.models import efficientnet_lite_recovered as rec
-from vpcost_utils.models import natural_images as photos
-from vpcost_utils.models import recovery
 from vpcost_utils.models.quantize import count_distinct_weights, quantized_bits
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
@@ -118,7 +118,7 @@ def test_held_out_photographs_never_enter_calibration(monkeypatch):
 
 
 def test_agreement_uses_only_the_held_out_photographs(monkeypatch):
-    from vpcost_utils.models import agreement
+    from vpcost_utils.built import agreement
 
     seen = []
     real = photos.calibration_crops

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from vpcost_utils import rehearsal, runs
+from vpcost_utils import rehearsal_mode as rehearsal
 from vpcost_utils.config import RunSpec
-from vpcost_utils.rehearsal import plan
+from vpcost_utils.rehearsal import thinning as plan
+from vpcost_utils.running import runs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,7 +29,8 @@ def test_rehearsal_mode_is_read_from_the_environment(monkeypatch, value, on):
 
 
 def test_records_made_in_a_rehearsal_say_so(monkeypatch):
-    monkeypatch.setattr("vpcost_utils.train.run_vp", lambda spec, device, progress, **_: {"metrics": {"acc": 1.0}})
+    monkeypatch.setattr("vpcost_utils.vp.train_vp.run_vp",
+                        lambda spec, device, progress, **_: {"metrics": {"acc": 1.0}})
     spec = RunSpec("smallcnn/dense", "digits", epochs=1)
     monkeypatch.delenv(rehearsal.ENV, raising=False)
     assert "rehearsal" not in runs.execute(spec, device="cpu")
@@ -51,7 +53,7 @@ def test_dataset_checksums_are_only_relaxed_inside_a_rehearsal(monkeypatch):
 
 @pytest.mark.parametrize("profile", ["quick", "paper"])
 def test_the_plans_give_every_notebook_parameters_it_declares(profile):
-    from vpcost_utils.reproduce import NOTEBOOK_DIR, check_parameters
+    from vpcost_utils.nb.reproduce import NOTEBOOK_DIR, check_parameters
 
     for name, params in plan.notebook_parameters(profile).items():
         check_parameters(NOTEBOOK_DIR / f"{name}.ipynb", {"profile": profile, "output_dir": "x", **params})
@@ -60,7 +62,7 @@ def test_the_plans_give_every_notebook_parameters_it_declares(profile):
 @pytest.mark.parametrize("profile", ["quick", "paper"])
 def test_the_plans_load_every_model_and_dataset_of_the_profile(profile):
     """Checked before anything runs: a thinned plan that drops a model or dataset fails here, not after an hour."""
-    from vpcost_utils.rehearse import _inputs
+    from vpcost_utils.rehearsal.rehearse import _inputs
 
     models, datasets = _inputs(profile, plan.notebook_parameters(profile))
     need = plan.required(profile)
@@ -77,7 +79,8 @@ def test_coverage_names_what_the_rehearsal_left_out():
 
 
 def test_ci_rehearsal_runs_every_notebook_on_fake_files(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "vpcost_utils.rehearse", "--ci", "--profile", plan.CI_PROFILE,
+    result = subprocess.run([sys.executable, "-m", "vpcost_utils.rehearsal.rehearse", "--ci", "--profile",
+                             plan.CI_PROFILE,
                              "--output-dir", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
@@ -99,9 +102,9 @@ def test_papermill_sees_every_declared_parameter():
     ``-p class_names`` for 02."""
     import nbformat
 
-    from vpcost_utils.artifacts import NOTEBOOKS
-    from vpcost_utils.notebook import _assigned_names
-    from vpcost_utils.reproduce import NOTEBOOK_DIR, declared_parameters
+    from vpcost_utils.nb.artifacts import NOTEBOOKS
+    from vpcost_utils.nb.notebook import _assigned_names
+    from vpcost_utils.nb.reproduce import NOTEBOOK_DIR, declared_parameters
 
     for name in NOTEBOOKS:
         path = NOTEBOOK_DIR / f"{name}.ipynb"
@@ -112,7 +115,7 @@ def test_papermill_sees_every_declared_parameter():
 def test_figures_saved_in_a_rehearsal_are_stamped(tmp_path, monkeypatch):
     from matplotlib.figure import Figure
 
-    from vpcost_utils.notebook import Section
+    from vpcost_utils.nb.notebook import Section
 
     section = Section("clip", {"profile": "quick"}, tmp_path, store=None)
     fig = Figure()
@@ -163,7 +166,7 @@ def test_a_profile_without_a_family_does_not_promise_its_figures(profile):
     """Regression (found by the quick rehearsal): quick has no GMP, RigL or lottery-ticket family, yet its
     index listed Figs. 2, 4 and 15-17 as missing and ``make reproduce PROFILE=quick`` exited 3."""
     from vpcost_utils import profiles
-    from vpcost_utils.artifacts import made_by
+    from vpcost_utils.nb.artifacts import made_by
 
     family_figures = {"Fig. 2, 21": ("gmp-r18", "gmp-r34"), "Fig. 4, 23": ("rigl",), "Fig. 15, 16 (left)": ("lt",),
                       "Fig. 15, 16 (right)": ("lt",), "Fig. 17": ("lt",)}
@@ -178,7 +181,8 @@ def test_a_profile_without_a_family_does_not_promise_its_figures(profile):
 def test_every_clip_model_of_a_profile_has_a_table2_column(profile):
     """Regression (found by the quick rehearsal): quick's dense CLIP (OpenAI's) had no Table 2 column, so its
     table had no dense row and no drop."""
-    from vpcost_utils import profiles, tables
+    from vpcost_utils import profiles
+    from vpcost_utils.nb import tables
 
     cfg = profiles.settings("clip", profile)
     columns = cfg["paper_models"] or tables.TABLE2_MODELS

@@ -13,8 +13,8 @@ from vpcost_utils import metrics, report
 from vpcost_utils.config import RunSpec
 from vpcost_utils.data.shots import hold_out
 from vpcost_utils.errors import ModelOutputError, SpecError
-from vpcost_utils.temperature import fit_temperature
-from vpcost_utils.train import load_data_with_holdout
+from vpcost_utils.vp.temperature import fit_temperature
+from vpcost_utils.vp.train_vp import load_data_with_holdout
 
 # --- temperature scaling ------------------------------------------------------------------------------------------
 
@@ -202,7 +202,7 @@ def test_report_on_an_image_folder_the_test_writes(tmp_path):
 
 
 def test_report_panel_redraws_each_compressed_model_against_the_dense_one():
-    from vpcost_utils import explore
+    from vpcost_utils.nb import explore
 
     config = report.ReportConfig("a/dense", ("a/small",), ("d",), shots=(10,), seeds=(0, 1, 2))
     runs = _runs([50.0, 60.0, 70.0], [45.0, 52.0, 66.0]).assign(ece=0.1, ece_temp_scaled=0.05)
@@ -234,7 +234,7 @@ def test_fixed_width_bad_input_is_refused_before_any_training(tmp_path, capsys, 
 
 
 def test_fixed_width_study_refuses_an_unreachable_target_then_resumes_from_the_pilot(tmp_path, capsys, monkeypatch):
-    from vpcost_utils import sweep
+    from vpcost_utils.running import sweep
 
     argv = [*_STUDY, "--output-dir", str(tmp_path), "--pilot-seeds", "3", "--max-seeds", "4"]
     assert report.main([*argv, "--target-halfwidth", "0.01"]) == 2
@@ -258,7 +258,7 @@ def test_fixed_width_study_refuses_an_unreachable_target_then_resumes_from_the_p
 
 
 def test_seed_plan_runs_each_cell_as_many_seeds_as_stein_says():
-    from vpcost_utils import sequential
+    from vpcost_utils.stats import sequential
 
     rows = []
     for seed in range(5):

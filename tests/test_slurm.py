@@ -18,10 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from vpcost_utils import checkpoint, slurm, sweep
+from vpcost_utils import checkpoint
 from vpcost_utils.config import RunSpec
-from vpcost_utils.plan import profile_specs, run_passes
-from vpcost_utils.store import ResultStore
+from vpcost_utils.grids import profile_runs
+from vpcost_utils.running import slurm, sweep
+from vpcost_utils.running.plan import run_passes
+from vpcost_utils.running.store import ResultStore
 
 submitit = pytest.importorskip("submitit")
 pytestmark = pytest.mark.slurm
@@ -46,14 +48,14 @@ def on_cluster(slurm_cluster, monkeypatch):
 @pytest.fixture(scope="module")
 def model_ready():
     """The smoke CNN built (pretrained once per machine) here, not by the first jobs at once."""
-    from vpcost_utils.runs import execute
+    from vpcost_utils.running.runs import execute
 
     execute(RunSpec("smallcnn/dense", "digits", n_shots=2, epochs=1, eval_every=1), progress=False)
 
 
 def smallest_smoke_runs(k: int) -> list[RunSpec]:
     """The ``k`` cheapest runs of the smoke grid on digits (by the planner's image passes)."""
-    specs = [s for specs in profile_specs("smoke").values() for s in specs if s.task == "vp" and s.dataset == "digits"]
+    specs = [s for specs in profile_runs("smoke").values() for s in specs if s.task == "vp" and s.dataset == "digits"]
     return sorted(specs, key=lambda s: (run_passes(s).total, s.run_id))[:k]
 
 
@@ -125,7 +127,7 @@ def test_bad_input_is_refused_before_submitting_and_keeps_the_store(on_cluster, 
                                                                     capsys):
     store = ResultStore(tmp_path / "runs")
     done = RunSpec("smallcnn/dense", "digits", n_shots=2, epochs=2, eval_every=2)
-    from vpcost_utils.runs import run
+    from vpcost_utils.running.runs import run
 
     run(done, store, progress=False)  # a measured run: seconds per image pass of smallcnn
     before = store.path(done.run_id).read_bytes()
@@ -218,7 +220,7 @@ def test_requeue_and_time_limit_resume_mid_run_to_the_uninterrupted_record(on_cl
     on_cluster.run("scontrol", "update", f"JobId={job_b}", "TimeLimit=10")
 
     # meanwhile, the uninterrupted references, in this process and in a store of their own
-    from vpcost_utils.runs import run
+    from vpcost_utils.running.runs import run
 
     reference_store = ResultStore(tmp_path / "reference")
     for spec in (a, b):

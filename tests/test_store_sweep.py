@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from vpcost_utils import runs, sweep
 from vpcost_utils.arithmetic import arithmetic_block
 from vpcost_utils.config import PROTOCOL, RunSpec
-from vpcost_utils.store import ResultStore
+from vpcost_utils.running import runs, sweep
+from vpcost_utils.running.store import ResultStore
 
 # what runs.execute stamps on every record: without it a record is stale (made by older code) and is redone
 STAMP = {"protocol": PROTOCOL, "arithmetic": arithmetic_block(1)}

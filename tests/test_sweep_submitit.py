@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from vpcost_utils import sweep
 from vpcost_utils.config import RunSpec
-from vpcost_utils.store import ResultStore
+from vpcost_utils.running import sweep
+from vpcost_utils.running.store import ResultStore
 
 submitit = pytest.importorskip("submitit")
 
@@ -21,7 +21,7 @@ def test_chunks_are_few_balanced_and_cover_every_run_once():
     chunks = sweep.chunk_specs(specs, max_jobs=7)
     assert len(chunks) == 7
     assert sorted(s.run_id for c in chunks for s in c) == sorted(s.run_id for s in specs)
-    from vpcost_utils.plan import run_passes
+    from vpcost_utils.running.plan import run_passes
 
     loads = [sum(run_passes(s).total for s in c) for c in chunks]
     assert max(loads) - min(loads) <= max(run_passes(s).total for s in specs)  # LPT: within one run of each other
@@ -45,7 +45,7 @@ def test_a_requeued_chunk_redoes_only_the_unfinished_runs(tmp_path):
     store = ResultStore(tmp_path / "runs")
     specs = _specs(3)
     job = sweep.ChunkJob([s.to_dict() for s in specs], str(store.root), None)
-    from vpcost_utils.runs import run
+    from vpcost_utils.running.runs import run
 
     run(specs[0], store, progress=False)  # finished before the job was preempted
     first = (store.root / f"{specs[0].run_id}.json").stat().st_mtime_ns

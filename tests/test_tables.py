@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vpcost_utils import tables
 from vpcost_utils.config import BATCH_SIZE_BY_SHOTS
 from vpcost_utils.errors import SpecError, UnknownNameError
+from vpcost_utils.nb import tables
 
-PACKAGED = Path(tables.__file__).parent / "resources" / "paper_tables"
+PACKAGED = Path(tables.__file__).parents[1] / "resources" / "paper_tables"
 
 
 def run(model, dataset, method, acc, seed=0, n_shots=None, task="vp"):

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from vpcost_utils import train
 from vpcost_utils.config import RunSpec
 from vpcost_utils.errors import SpecError
-from vpcost_utils.runs import execute
+from vpcost_utils.running.runs import execute
+from vpcost_utils.vp import train_vp as train
 
 torch.set_num_threads(2)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from vpcost_utils import grids, profiles, verdict_study
+from vpcost_utils import grids
 from vpcost_utils.arithmetic import arithmetic_block
+from vpcost_utils.studies import verdict_study
 
 
 def test_the_study_runs_the_mini_profiles_own_n10_runs_seed_by_seed():
@@ -14,7 +15,7 @@ def test_the_study_runs_the_mini_profiles_own_n10_runs_seed_by_seed():
     ids = [s.run_id for s in specs]
     assert len(ids) == len(set(ids))  # the dense runs the two sections share run once
     wanted = {s.run_id for sec in verdict_study.SECTIONS
-              for s in grids.section_specs(sec, profiles.settings(sec, "mini", seeds=(0, 1, 2, 3)))
+              for s in grids.section_runs(sec, "mini", seeds=(0, 1, 2, 3))
               if s.n_shots == 10}
     assert set(ids) == wanted  # the same records `make reproduce PROFILE=mini` makes for seeds 0-2
     assert [s.seed for s in specs] == sorted(s.seed for s in specs)  # seed-major: every cell gains seeds together
@@ -31,7 +32,7 @@ def test_finished_seeds_is_the_prefix_every_cell_has():
 
 
 def test_the_budget_decides_how_many_blocks_start_and_never_cuts_one(tmp_path, monkeypatch):
-    from vpcost_utils import sweep
+    from vpcost_utils.running import sweep
 
     clock, started = [0.0], []
 
@@ -68,7 +69,7 @@ def _write(store, spec, acc):
 
 
 def test_the_analysis_and_the_kept_run_table_use_the_same_finished_seeds(tmp_path, capsys):
-    from vpcost_utils.store import ResultStore
+    from vpcost_utils.running.store import ResultStore
 
     store = ResultStore(tmp_path / "runs")
     gaps = {0: 2.0, 1: 6.0, 2: 10.0}  # every compressed model is 2, 6, 10 points below dense on seeds 0, 1, 2
@@ -91,8 +92,9 @@ def test_the_analysis_and_the_kept_run_table_use_the_same_finished_seeds(tmp_pat
 
 
 def test_steins_second_stage_gives_each_cell_the_seeds_its_pilot_sd_asks_for(tmp_path, monkeypatch):
-    from vpcost_utils import intervals, sweep
-    from vpcost_utils.store import ResultStore
+    from vpcost_utils.running import sweep
+    from vpcost_utils.running.store import ResultStore
+    from vpcost_utils.stats import intervals
 
     store = ResultStore(tmp_path / "runs")
     pilot_gaps = {0: 2.0, 1: 6.0, 2: 10.0}
@@ -127,21 +129,23 @@ def test_any_budget_of_the_mini_profile_can_be_studied_and_another_is_refused(ca
     one = verdict_study.specs(range(2), 1)
     assert {s.n_shots for s in one} == {1} and len(one) == len(verdict_study.specs(range(2)))
     wanted = {s.run_id for sec in verdict_study.SECTIONS
-              for s in grids.section_specs(sec, profiles.settings(sec, "mini", seeds=(0, 1))) if s.n_shots == 1}
+              for s in grids.section_runs(sec, "mini", seeds=(0, 1)) if s.n_shots == 1}
     assert {s.run_id for s in one} == wanted
     fifty = verdict_study.specs(range(2), 50)  # only what the profile runs at N=50: no int8 there
     wanted = {s.run_id for sec in verdict_study.SECTIONS
-              for s in grids.section_specs(sec, profiles.settings(sec, "mini", seeds=(0, 1))) if s.n_shots == 50}
+              for s in grids.section_runs(sec, "mini", seeds=(0, 1)) if s.n_shots == 50}
     assert {s.run_id for s in fifty} == wanted and wanted and not any("int8" in s.model for s in fifty)
     with pytest.raises(SystemExit):
         verdict_study.main(["--shots", "5", "--analyse"])
     assert "--shots 5 is not a budget of the mini profile; choose one of [1, 10, 50]" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("low, high, expected", [(0.5, 4.0, "compressed worse"), (-6.0, -1.0, "compressed better"),
+@pytest.mark.parametrize("low, high, expected", [(0.5, 4.0, "compressed transfers worse"),
+                                                 (-6.0, -1.0, "compressed transfers better"),
                                                  (-2.0, 5.1, "no gap larger than +-5.1 points")])
 def test_each_cell_ends_with_one_of_three_verdicts_in_words(low, high, expected):
-    from vpcost_utils import intervals
+    from vpcost_utils.stats import intervals
+    from vpcost_utils.stats.verdicts import verdict_words
 
-    assert verdict_study.worded(intervals.verdict(low, high, 12)) == expected
-    assert verdict_study.worded(intervals.verdict(low, high, 2)).startswith("no verdict")
+    assert verdict_words(intervals.verdict(low, high, 12)) == expected
+    assert verdict_words(intervals.verdict(low, high, 2)).startswith("no verdict")

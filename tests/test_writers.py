@@ -10,7 +10,7 @@ import textwrap
 import time
 
 from vpcost_utils.config import RunSpec
-from vpcost_utils.store import ResultStore
+from vpcost_utils.running.store import ResultStore
 
 SWEEP = textwrap.dedent("""
     import os, sys, time
@@ -18,7 +18,7 @@ SWEEP = textwrap.dedent("""
     from vpcost_utils import runs, sweep
     from vpcost_utils.arithmetic import arithmetic_block
     from vpcost_utils.config import PROTOCOL
-    from vpcost_utils.store import ResultStore
+    from vpcost_utils.running.store import ResultStore
 
     root, log, go, runner = sys.argv[1:5]
 
@@ -44,7 +44,7 @@ def _start(script, *args):
 
 
 def test_two_concurrent_sweeps_run_each_run_once(tmp_path):
-    script, log, go = tmp_path / "sweep.py", tmp_path / "log.txt", tmp_path / "go"
+    script, log, go = tmp_path / "running/sweep.py", tmp_path / "log.txt", tmp_path / "go"
     script.write_text(SWEEP)
     procs = [_start(script, tmp_path / "runs", log, go, "serial") for _ in range(2)]
     for p in procs:
@@ -65,7 +65,7 @@ def test_a_dead_writers_lock_is_taken_over_at_once(tmp_path):
     store = ResultStore(tmp_path)
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from vpcost_utils.store import ResultStore
+        from vpcost_utils.running.store import ResultStore
         lock = ResultStore({str(tmp_path)!r}).claim("abc")
         print("held" if lock else "not held", flush=True)
         time.sleep(60)
@@ -86,9 +86,9 @@ def test_a_dead_writers_lock_is_taken_over_at_once(tmp_path):
 def test_the_process_runner_waits_for_a_busy_run_and_takes_it_over(tmp_path, monkeypatch):
     import concurrent.futures as cf
 
-    from vpcost_utils import runs, sweep
     from vpcost_utils.arithmetic import arithmetic_block
     from vpcost_utils.config import PROTOCOL
+    from vpcost_utils.running import runs, sweep
 
     class InProcessPool(cf.ThreadPoolExecutor):  # the pool's logic, in threads, so the fake run below applies
         def __init__(self, workers, mp_context=None, initializer=None, initargs=()):
@@ -107,7 +107,7 @@ def test_the_process_runner_waits_for_a_busy_run_and_takes_it_over(tmp_path, mon
     store = ResultStore(tmp_path)
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import time
-        from vpcost_utils.store import ResultStore
+        from vpcost_utils.running.store import ResultStore
         lock = ResultStore({str(tmp_path)!r}).claim({specs[1].run_id!r})
         print("held", flush=True)
         time.sleep(1.5)  # then dies without writing a record

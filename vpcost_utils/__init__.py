@@ -3,9 +3,10 @@
 ``paths`` is imported first so TORCH_HOME and HF_HOME point under VPCOST_HOME before torch.hub
 or huggingface_hub read them, and ``cpu_pin.apply()`` runs before anything imports torch, so PyTorch, MKL and
 oneDNN read the arithmetic pin (``VPCOST_ARITHMETIC``, default avx2) when they first dispatch a kernel.
-``pretrain`` registers the models the package trains itself
-(``smallcnn/*``, ``tinyclip/*``) next to the registry's own families, so every
-``vpcost_utils.models.create_model`` call sees them.
+``built`` registers the models the package builds itself (``smallcnn/*``, ``tinyclip/*``, EfficientNet-Lite0
+compressed or recovered here) next to the registry's own families, so every ``vpcost_utils.models.create_model``
+call sees them. ``_moved`` keeps the module paths of before the 2026-12 move (``python -m vpcost_utils.plan``, ...)
+working.
 """
 
 from . import (
@@ -15,8 +16,12 @@ from . import (
 
 cpu_pin.apply()
 
-from . import pretrain  # noqa: E402, F401  (after the pin: it imports torch; registers smallcnn/* and tinyclip/*)
-from .config import RunSpec  # noqa: E402
+from . import (  # noqa: E402  (after the pin: these import torch)
+    _moved,
+    built,  # noqa: F401  (registers smallcnn/*, tinyclip/* and the EfficientNet-Lite0 entries built here)
+)
+from .config import RunSpec, __version__  # noqa: E402
 
-__version__ = "0.1.0"
+_moved.install()
+
 __all__ = ["RunSpec", "__version__"]

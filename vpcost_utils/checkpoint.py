@@ -8,7 +8,7 @@ save. The state is everything the rest of the run depends on: the prompt, the la
 history, the optimizer and scheduler, every RNG (the batch-order generator, torch's, numpy's, Python's),
 the curves, the last test logits and the prompts saved so far. With the arithmetic pinned (``arithmetic``),
 the resumed run's record equals the uninterrupted one's on a CPU, bit for bit (tests/test_checkpoint.py,
-and ``python -m vpcost_utils.kill_resume``, which SIGKILLs a run at random moments many times over).
+and ``python -m vpcost_utils.studies.kill_resume``, which SIGKILLs a run at random moments many times over).
 
 A checkpoint lives at ``<store>/.checkpoints/<run_id>.pt`` and is removed once the run's record is written.
 One that cannot be read (truncated), or that belongs to another run id, protocol (``config.PROTOCOL``) or

@@ -15,6 +15,9 @@ from typing import Any
 
 from .errors import SpecError, check_choice
 
+#: The package's version (pyproject.toml's); every record's provenance carries it (``running.runs``).
+__version__ = "0.1.0"
+
 #: Table 5 of the paper: training batch size per N-shot budget (None = full data).
 BATCH_SIZE_BY_SHOTS: dict[int | None, int] = {1: 8, 2: 8, 5: 16, 10: 32, 20: 32, 50: 64, 100: 128, None: 128}
 

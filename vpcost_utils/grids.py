@@ -1,7 +1,9 @@
-"""The runs each notebook section needs, built from its resolved settings (``profiles.settings``).
+"""A profile's runs: ``profile_runs(profile)``, ``section_runs(section, profile, **overrides)``.
 
-Notebooks call ``section_specs`` to get their grid; ``reproduce`` calls it for every section before
-any notebook starts, so a profile with missing data or checkpoints fails once, listing all of them.
+``section_runs`` is the one path from a profile to its runs: it resolves the section's typed settings
+(``profiles.resolve``) and hands them to the grid builder, which reads each section's own dataclass
+(no branching on names). ``reproduce``, ``plan``, ``sweep --dry-run``, ``rehearse``, the studies and the
+notebooks all call it, so they list the same runs (tests/test_plan.py checks that they do).
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from . import profiles
 from .config import RunSpec
+from .profiles import Calibration, Clip, Common, CrossModal, LabelMapping, Quantization, Resolved, SparseTransfer
 
 
 def grid(**axes: Any) -> list[RunSpec]:
@@ -38,40 +42,59 @@ def prompt_epochs(epochs: int, count: int = 10) -> tuple[int, ...]:
     return tuple(sorted({1, *range(step, epochs + 1, step), epochs}))
 
 
-def _vp(cfg: dict[str, Any], models: list[str], methods: Any, shots: Any, **extra: Any) -> list[RunSpec]:
-    return grid(model=models, dataset=list(cfg["datasets"]), method=list(methods), n_shots=list(shots),
-                seed=list(cfg["seeds"]), epochs=cfg["epochs"], eval_every=cfg["eval_every"],
-                substitute=cfg["substitute"], canvas=cfg.get("canvas"), max_test=cfg.get("max_test"),
-                oversized=cfg.get("oversized"), **extra)
+def section_runs(section: str, profile: str, **overrides: Any) -> list[RunSpec]:
+    """All runs of one notebook section on ``profile`` (``overrides``: the notebook's parameters); a list, in the
+    grid's order, empty for sections that train nothing."""
+    return _build(profiles.resolve(section, profile, **overrides))
 
 
-def section_specs(section: str, cfg: dict[str, Any]) -> list[RunSpec]:
-    """All run specs of one notebook section (a list; empty for the summary)."""
-    if section in ("sparse_transfer", "quantization"):
-        return _vp(cfg, family_models(cfg["families"]), cfg["methods"], cfg["shots"])
-    if section == "calibration":
-        return (_vp(cfg, family_models(cfg["sparse_families"]), cfg["methods"], cfg["shots"])
-                + _vp(cfg, family_models(cfg["quant_families"]), ["ilm"], cfg.get("quant_shots") or cfg["shots"]))
-    if section == "label_mapping":
-        base = dict(method="ilm", n_shots=cfg["shots"][0], seed=cfg["seeds"][0], epochs=cfg["epochs"],
-                    eval_every=cfg["eval_every"], substitute=cfg["substitute"], canvas=cfg.get("canvas"),
-                    max_test=cfg.get("max_test"))
-        pairs = grid(model=[cfg["dense"], cfg["sparse"], *cfg["quant_pair"]], dataset=list(cfg["datasets"]), **base)
-        prompts = grid(model=[cfg["dense"], *cfg["prompt_pair"]], dataset=cfg["prompt_dataset"],
-                       save_prompts=[prompt_epochs(cfg["epochs"])], **base)
-        compared = [] if not cfg.get("compare_methods") else grid(
-            model=[cfg["dense"], cfg["sparse"]], dataset=list(cfg["datasets"]),
-            **{**base, "method": list(cfg["compare_methods"])})
-        return pairs + prompts + [s for s in compared if s not in pairs]
-    if section == "clip":
-        return grid(task="clip", model=list(cfg["models"]), dataset=list(cfg["datasets"]),
-                    method=list(cfg["methods"]), n_shots=list(cfg["shots"]), seed=list(cfg["seeds"]),
-                    epochs=cfg["epochs"], eval_every=cfg["eval_every"], substitute=cfg["substitute"],
-                    class_names=cfg.get("class_names"), batch_size=cfg.get("batch_size"),
-                    max_steps=cfg.get("max_steps"))
-    if section == "cross_modal":
-        return grid(task="crossmodal", model=list(cfg["models"]), dataset=list(cfg["datasets"]),
-                    method=list(cfg["methods"]), seed=list(cfg["seeds"]), epochs=cfg["epochs"],
-                    eval_every=cfg["eval_every"], max_steps=cfg["max_steps"], max_train=cfg["max_train"],
-                    substitute=cfg["substitute"], canvas=cfg.get("canvas"))
+def profile_runs(profile: str, sections: Any = None) -> dict[str, list[RunSpec]]:
+    """The unique runs of each notebook section of ``profile`` (a run shared by sections counts once, first)."""
+    seen: set[str] = set()
+    out: dict[str, list[RunSpec]] = {}
+    for section in sections or profiles.SECTIONS:
+        out[section] = []
+        for spec in section_runs(section, profile):
+            if spec.run_id not in seen:
+                seen.add(spec.run_id)
+                out[section].append(spec)
+    return out
+
+
+def _vp(s: Any, c: Common, models: list[str], methods: Any, shots: Any, **extra: Any) -> list[RunSpec]:
+    return grid(model=models, dataset=list(s.datasets), method=list(methods), n_shots=list(shots),
+                seed=list(s.seeds), epochs=s.epochs, eval_every=s.eval_every,
+                substitute=c.substitute, canvas=c.canvas, max_test=c.max_test,
+                oversized=c.oversized, **extra)
+
+
+def _build(resolved: Resolved) -> list[RunSpec]:
+    """The grid builder: the runs of one resolved section, by its type."""
+    s, c = resolved.section, resolved.common
+    if isinstance(s, (SparseTransfer, Quantization)):
+        return _vp(s, c, family_models(s.families), s.methods, s.shots)
+    if isinstance(s, Calibration):
+        return (_vp(s, c, family_models(s.sparse_families), s.methods, s.shots)
+                + _vp(s, c, family_models(s.quant_families), ["ilm"], s.quant_shots or s.shots))
+    if isinstance(s, LabelMapping):
+        base = dict(method="ilm", n_shots=s.shots[0], seed=s.seeds[0], epochs=s.epochs,
+                    eval_every=s.eval_every, substitute=c.substitute, canvas=c.canvas,
+                    max_test=c.max_test)
+        pairs = grid(model=[s.dense, s.sparse, *s.quant_pair], dataset=list(s.datasets), **base)
+        prompts = grid(model=[s.dense, *s.prompt_pair], dataset=s.prompt_dataset,
+                       save_prompts=[prompt_epochs(s.epochs)], **base)
+        compared = [] if not s.compare_methods else grid(
+            model=[s.dense, s.sparse], dataset=list(s.datasets), **{**base, "method": list(s.compare_methods)})
+        return pairs + prompts + [x for x in compared if x not in pairs]
+    if isinstance(s, Clip):
+        return grid(task="clip", model=list(s.models), dataset=list(s.datasets),
+                    method=list(s.methods), n_shots=list(s.shots), seed=list(s.seeds),
+                    epochs=s.epochs, eval_every=s.eval_every, substitute=c.substitute,
+                    class_names=s.class_names, batch_size=s.batch_size,
+                    max_steps=s.max_steps)
+    if isinstance(s, CrossModal):
+        return grid(task="crossmodal", model=list(s.models), dataset=list(s.datasets),
+                    method=list(s.methods), seed=list(s.seeds), epochs=s.epochs,
+                    eval_every=s.eval_every, max_steps=s.max_steps, max_train=s.max_train,
+                    substitute=c.substitute, canvas=c.canvas)
     return []

@@ -120,7 +120,7 @@ def summarize(logits: torch.Tensor, targets: torch.Tensor, *, paper_batch_size: 
 def encode_predictions(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, object]:
     """Per test image: predicted class, top-label confidence and label, compact enough for every record.
 
-    The interval of a paired gap counts the finite test set as a source of noise (``intervals.py``); that
+    The interval of a paired gap counts the finite test set as a source of noise (``stats/intervals.py``); that
     needs each image's outcome, not only the accuracy. int16 classes and float16 confidences, base64 of the
     little-endian bytes: about 8 bytes per image.
     """

@@ -58,10 +58,10 @@ SPARSE_FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "lt": ("smallcnn/dense", ("smallcnn/prune-80", "smallcnn/prune-90", "smallcnn/prune-95")),
     },
     # Real ImageNet weights. `prune-50-recovered` is pruned gradually and recovered by distillation here
-    # (models/recovery.py), the paper's kind of sparse model; `prune-50` is the same sparsity one-shot, without
+    # (built/distill.py), the paper's kind of sparse model; `prune-50` is the same sparsity one-shot, without
     # recovery: the damaged contrast (agreements with the dense model in docs/models.md). Both are graded on
     # Table 1's magnitude-pruning row (GMP). The other compressed Lite0 models are in the agreement study's
-    # larger grid (`python -m vpcost_utils.agreement_study`).
+    # larger grid (`python -m vpcost_utils.studies.agreement_study`).
     "mini": {
         "lite0-recovered": (f"{LITE0}/dense", (f"{LITE0}/prune-50-recovered",)),
         "lite0-magnitude": (f"{LITE0}/dense", (f"{LITE0}/prune-50",)),
@@ -171,7 +171,7 @@ class YourModel(Section):
     # cheap linear probe beside it.
     methods: tuple[str, ...] | None = ("ilm", "lp")
     holdout: int = 0
-    # A fixed-width study (report.ReportConfig, sequential.py): off by default; a target half-width in accuracy
+    # A fixed-width study (report.ReportConfig, stats/sequential.py): off by default; a target half-width in accuracy
     # points makes every cell run a pilot of `pilot_seeds` seeds, then as many as Stein's rule asks, at most
     # `max_seeds`.
     target_halfwidth: float | None = None
@@ -322,6 +322,29 @@ def settings(section: str, profile: str, **overrides: Any) -> dict[str, Any]:
         resolved[name] = value
     resolved["profile"] = profile
     return resolved
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """One section on one profile with the overrides applied, typed: what the grid builder reads.
+
+    ``section`` has every common field filled (``datasets``, ``shots``, ...); ``common`` carries the
+    profile-wide ones a section does not declare (``substitute``, ``canvas``, ``max_test``, ``oversized``).
+    """
+
+    profile: str
+    section: Section
+    common: Common
+
+
+def resolve(section: str, profile: str, **overrides: Any) -> Resolved:
+    """``settings`` as typed objects (the same values, checked the same way)."""
+    values = settings(section, profile, **overrides)
+    config = section_config(section, profile)
+    section_values = {f.name: values[f.name] for f in dataclasses.fields(config)}
+    common_values = {f.name: values[f.name] for f in dataclasses.fields(Common)}
+    return Resolved(profile, dataclasses.replace(config, **section_values),
+                    dataclasses.replace(COMMON[profile], **common_values))
 
 
 def _matches(value: Any, hint: Any) -> bool:

@@ -41,7 +41,7 @@ import argparse
 
 import torch
 
-from .allocator import allocator_lines
+from .allocator_bench import allocator_lines
 from .common import emit, load_model, note
 from .methods import method_lines
 from .packing import packing_lines
@@ -62,7 +62,8 @@ def header(device: torch.device) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vpcost_utils.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="a registry name, e.g. efficientnet_lite0/dense (default: --arch)")
-    parser.add_argument("--arch", default="resnet18", help="random-init architecture when no --model (resnet18)")
+    parser.add_argument("--arch", default="resnet18",
+                        help="random-init architecture when no --model (resnet18; smallcnn: the smallest, 64 px)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--input-size", type=int, default=32, help="the images' size inside the canvas (32)")
     parser.add_argument("--batch", type=int, default=128, help="batch size of the phase lines (128)")

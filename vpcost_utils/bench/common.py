@@ -11,6 +11,7 @@ from torch import nn
 
 from ..data import ImageSplit
 from ..models import SourceModel, create_model
+from ..models.random_init import canvas_and_classes, random_architecture
 
 NUM_CLASSES, SHOTS, TEST_IMAGES = 10, 10, 10_000  # the issue's whole run (CIFAR-10-sized test set)
 REFERENCE_TEST_BATCH = 128  # the authors' VP test loaders
@@ -43,10 +44,10 @@ def random_split(n: int, input_size: int, num_classes: int = NUM_CLASSES, seed: 
 
 def random_model(arch: str) -> SourceModel:
     """A randomly initialised ImageNet architecture (no weights needed), frozen."""
-    from .plan import _random_model
-
-    module = _random_model(arch).eval().requires_grad_(False)
-    return SourceModel(f"{arch}/random-init", module, provenance={"name": f"{arch}/random-init"})
+    module = random_architecture(arch).eval().requires_grad_(False)
+    canvas, classes = canvas_and_classes(arch)
+    return SourceModel(f"{arch}/random-init", module, canvas_size=canvas, num_classes=classes,
+                       provenance={"name": f"{arch}/random-init"})
 
 
 def load_model(model: str | None, arch: str, device: torch.device) -> SourceModel:

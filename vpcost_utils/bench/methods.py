@@ -14,10 +14,10 @@ from collections.abc import Callable
 
 import torch
 
-from .. import train as vp
 from ..config import RunSpec
-from ..mapping import MAPPING_METHODS
 from ..models import SourceModel
+from ..vp import train_vp as vp
+from ..vp.label_mapping import MAPPING_METHODS
 from .common import best_seconds, emit, emit_ratio, note, our_backbone, random_split
 
 

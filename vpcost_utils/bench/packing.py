@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import SourceModel
-from ..prompts import ExpansivePrompt
+from ..vp.visual_prompts import ExpansivePrompt
 from .common import NUM_CLASSES, best_seconds, emit, emit_ratio, note, our_backbone, random_split
 
 

@@ -8,10 +8,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .. import train as vp
 from ..models import SourceModel
 from ..models.fold import fold_batchnorm
-from ..prompts import ExpansivePrompt
+from ..vp import train_vp as vp
+from ..vp.visual_prompts import ExpansivePrompt
 from .common import best_seconds, emit, emit_ratio, note, our_backbone, random_split, reference_backbone, timed
 
 

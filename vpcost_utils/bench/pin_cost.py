@@ -23,7 +23,7 @@ def _child(model_name: str | None, arch: str, input_size: int, batch: int, round
     import torch.nn.functional as F
 
     from .. import arithmetic
-    from ..prompts import ExpansivePrompt
+    from ..vp.visual_prompts import ExpansivePrompt
     from .common import load_model, our_backbone
 
     torch.set_num_threads(arithmetic.run_threads())

@@ -9,12 +9,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .. import train as vp
 from ..config import RunSpec
 from ..data import ImageSplit
 from ..models import SourceModel
-from ..plan import evaluations
-from ..prompts import ExpansivePrompt
+from ..running.plan import evaluations
+from ..vp import train_vp as vp
+from ..vp.visual_prompts import ExpansivePrompt
 from .common import (
     NUM_CLASSES,
     REFERENCE_TEST_BATCH,

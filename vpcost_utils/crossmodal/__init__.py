@@ -2,7 +2,7 @@
 
 from .label_map import assign_labels, labels_per_class, mapped_logits, noise_order
 from .reprogram import TokenReprogrammer, canvas_penalty, default_patch_size
-from .train import run_crossmodal
+from .train_crossmodal import run_crossmodal
 
 __all__ = ["TokenReprogrammer", "assign_labels", "canvas_penalty", "default_patch_size", "labels_per_class",
            "mapped_logits", "noise_order", "run_crossmodal"]

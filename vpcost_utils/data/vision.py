@@ -54,7 +54,8 @@ from torch.utils.data import Dataset
 from torchvision import datasets, transforms
 from torchvision.transforms.functional import pil_to_tensor
 
-from .. import paths, rehearsal
+from .. import paths
+from .. import rehearsal_mode as rehearsal
 from ..errors import MissingFileError, VpcostError
 from .base import DatasetInfo, ImageSplit, register_dataset
 from .cache import cached_split, decode_images

@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from .. import paths, rehearsal
+from .. import paths
+from .. import rehearsal_mode as rehearsal
 from ..errors import CheckpointError, MissingFileError
 from ..fetch import offline, sha256_of  # noqa: F401  (sha256_of re-exported for the family loaders)
 from ._registry import ModelEntry

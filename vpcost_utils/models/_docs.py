@@ -5,7 +5,13 @@ A test checks the committed file equals this output, so the list cannot drift fr
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ._registry import get_entry, list_models
+
+#: Sections appended by the code that builds models here (``built/``), which registers them on import: the registry
+#: must not import what sits above it (tests/test_layering.py).
+SECTIONS: list[Callable[[], str]] = []
 
 HEADER = """# Models
 
@@ -20,11 +26,11 @@ Checkpoint files go in `$VPCOST_HOME/checkpoints/` (default `~/.cache/vpcost/che
 
 
 # Measured, not generated: building these models takes minutes to an hour each, which a doc generator must not.
-# `python -m vpcost_utils.models.recover --compare efficientnet_lite0/prune-30 ...` prints the rows again.
+# `python -m vpcost_utils.built.recover --compare efficientnet_lite0/prune-30 ...` prints the rows again.
 AGREEMENT = """
 ## How much of the dense ImageNet function the Lite0 models made here keep
 
-Measured 2026-12-03 on this repository's recipes (`models/agreement.py`): agreement with
+Measured 2026-12-03 on this repository's recipes (`built/agreement.py`): agreement with
 `efficientnet_lite0/dense` on 256 random crops of three photographs that no calibration or recovery step
 sees (`chelsea`, `coffee`, `grace_hopper`), at 224 px (the weights' resolution) and 128 px (the mini
 canvas); KL is the mean KL(dense || model) of the ImageNet softmax; "labelled" counts the held-out photos
@@ -95,6 +101,4 @@ def registry_markdown() -> str:
         rows.append("| " + " | ".join(_cell(x) for x in (
             f"`{name}`", f"{e.compression} ({e.method})", level, e.top1, e.source, e.filename, e.obtainable,
             substitute)) + " |")
-    from ._docs_photos import photos_markdown  # issue #36's section: the Debian photographs, the paper's levels
-
-    return HEADER + "\n".join(rows) + "\n" + agreement_markdown() + photos_markdown()
+    return HEADER + "\n".join(rows) + "\n" + agreement_markdown() + "".join(section() for section in SECTIONS)

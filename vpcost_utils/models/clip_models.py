@@ -19,7 +19,7 @@ Names (``SourceModel.module`` is a ``ClipModel``; ``provenance["kind"] == "clip"
 - ``clip_vit_l14_336/upop-2x``, ``/upop-4x``: UPop compressed (Shi et al. ICML 2023). Substitute:
   structured L1 pruning of the OpenAI model (``structured_prune``), no retraining.
 - ``tinyclip/*`` (the smoke profile's small CLIP-shaped dual encoder) are ``ClipModel``s too, pretrained
-  on generated images and registered by ``vpcost_utils.pretrain.tinyclip``.
+  on generated images and registered by ``vpcost_utils.built.tinyclip``.
 """
 
 from __future__ import annotations

@@ -39,7 +39,8 @@ import torch
 import torchvision
 from torch import nn
 
-from .. import paths, rehearsal
+from .. import paths
+from .. import rehearsal_mode as rehearsal
 from ..errors import CheckpointError, MissingFileError
 from . import _checkpoints, _layouts
 from ._checkpoints import load_file, offline, resolve_checkpoint, sha256_of

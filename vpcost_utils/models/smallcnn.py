@@ -3,7 +3,7 @@
 It stands in for an ImageNet classifier so the whole study runs offline on a CPU in minutes:
 64 px canvas instead of 224, 100 source classes instead of 1000. The network is only the
 architecture; it is pretrained on the generated source task, pruned and quantized (and its
-``smallcnn/*`` names registered) by ``vpcost_utils.pretrain.smallcnn``.
+``smallcnn/*`` names registered) by ``vpcost_utils.built.smallcnn_pretrain``.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ from .calibration import (
     stat_vs_compression,
     upstream_accuracy,
 )
-from .mapping import (
+from .mapping_figures import (
     accuracy_curves,
     classwise_changes,
     classwise_delta,

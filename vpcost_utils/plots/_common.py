@@ -44,7 +44,7 @@ FAMILY_TITLES = {"lt": "LT (IMP)", "acdc": "AC/DC", "rigl": "RigL", "gmp-r18": "
                  "gmp-r34": "GMP ResNet-34", "deit_tiny": "DeiT-T", "swin_tiny": "Swin-T", "smallcnn": "SmallCNN"}
 _DENSE_TAGS = ("dense", "dense-v1", "fp32", "timm", "openai", "upop-coco", "base")
 _SPARSE_KINDS = {"acdc": "AC/DC", "rigl": "RigL", "prune": "Pruned", "gmp": "GMP"}
-# How a model built here from a dense one says how it was made, after its level (models/efficientnet_lite_recovered.py)
+# How a model built here from a dense one says how it was made, after its level (built/efficientnet_lite_recovered.py)
 _SUFFIXES = ("bn", "recovered", "reconstructed", "wallpapers")
 _RECIPE = "(?:-(?:" + "|".join(_SUFFIXES) + "))?"
 _SUFFIX_FORM = "[" + "|".join(f"-{x}" for x in _SUFFIXES) + "]"
@@ -164,7 +164,7 @@ def _prepare(df: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
 def seed_stats(df: pd.DataFrame, by: Sequence[str], metric: str) -> pd.DataFrame:
     """Mean, min, max, std (ddof=1), count and the 95 % t-interval of the mean (``ci_low``, ``ci_high``)
     of ``metric`` over the rows (seeds) of each ``by`` group; the interval is ``intervals.t_interval``."""
-    from ..intervals import t_interval
+    from ..stats.intervals import t_interval
 
     columns = [*by, "mean", "min", "max", "std", "count", "ci_low", "ci_high"]
     data = df.dropna(subset=[metric])

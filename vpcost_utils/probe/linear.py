@@ -29,7 +29,7 @@ from ..config import RunSpec
 from ..data import load_split
 from ..loop import Schedule, run_epochs
 from ..models import create_model
-from ..train import _is_quantized, _temperature_scaled, convergence, data_indices, prepare_backbone, set_seed
+from ..vp.train_vp import _is_quantized, _temperature_scaled, convergence, data_indices, prepare_backbone, set_seed
 from .features import FeatureCache
 
 HEAD_SEED_OFFSET = 0  # the head's initialisation comes from torch's RNG right after set_seed(spec.seed), as the

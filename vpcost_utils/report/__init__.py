@@ -29,13 +29,14 @@ from typing import Any
 
 import pandas as pd
 
-from .. import intervals
 from ..errors import VpcostError
-from ..store import ResultStore
-from .analysis import accuracy_table, gap_table, verdict_words, verdicts, vp_too_wide
+from ..running.store import ResultStore
+from ..stats import intervals
+from ..stats.verdicts import verdict_words
+from .analysis import accuracy_table, gap_table, verdicts, vp_too_wide
 from .checks import check_dataset, check_model, preflight
-from .config import DEFAULT_METHODS, METHOD_LABELS, REPORT_METHODS, ReportConfig, parse_methods, parse_shots
 from .document import Report
+from .report_config import DEFAULT_METHODS, METHOD_LABELS, REPORT_METHODS, ReportConfig, parse_methods, parse_shots
 
 __all__ = ["DEFAULT_METHODS", "METHOD_LABELS", "REPORT_METHODS", "Report", "ReportConfig", "accuracy_table", "build",
            "check_dataset", "check_model", "collect", "gap_table", "main", "parse_methods", "parse_shots",
@@ -69,8 +70,8 @@ def build(config: ReportConfig, output_dir: str | Path = "outputs/report", *, ru
           device: str | None = None, progress: bool = True) -> Report:
     """Check the inputs, run what is missing (runs go to ``<output_dir>/runs``, shared between reports) and
     return the report; ``report.write(<output_dir>/<name>)`` renders it."""
-    from ..preflight import check
-    from ..sweep import run_grid
+    from ..running.preflight import check
+    from ..running.sweep import run_grid
 
     store = ResultStore(Path(output_dir) / "runs")
     # every problem of the grid at once (one seed stands for all: seeds change no check), then the report's own
@@ -97,7 +98,7 @@ def build(config: ReportConfig, output_dir: str | Path = "outputs/report", *, ru
 def stein_plan(config: ReportConfig, runs: pd.DataFrame, predictions: dict[str, Any]) -> Plan:
     """Stein's second stage per (model, dataset, shots, method): each method's pilot decides its own cells (LP's
     seed noise is not VP's). Refuses, naming the method, every cell the seed budget cannot reach."""
-    from ..sequential import check_budget, seed_plan, seeds_needed
+    from ..stats.sequential import check_budget, seed_plan, seeds_needed
 
     target = config.target
     needed = {m: seeds_needed(runs[runs["method"] == m], predictions, config.dense, config.compressed, target)

@@ -8,8 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from .. import intervals
-from .config import ReportConfig, method_label
+from ..stats import intervals
+from ..stats.verdicts import verdict_words
+from .report_config import ReportConfig, method_label
 
 
 def accuracy_table(df: pd.DataFrame, config: ReportConfig, metric: str = "acc") -> pd.DataFrame:
@@ -63,17 +64,6 @@ def _interval_text(mean: float, low: float, high: float, digits: int = 1) -> str
     if math.isnan(low):
         return f"{mean:.{digits}f} (one seed: no interval)"
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
-
-
-def verdict_words(verdict: str, what: str = "accuracy") -> str:
-    """An ``intervals.verdict`` of a dense-minus-compressed accuracy gap in the paper's terms."""
-    if verdict == "above 0":
-        return "compressed transfers worse"
-    if verdict == "below 0":
-        return "compressed transfers better"
-    if verdict.startswith("within"):
-        return f"no gap larger than {verdict.split()[-1]} points"
-    return verdict
 
 
 def _methods_of(table: pd.DataFrame) -> list[str | None]:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import SpecError
-from .config import ReportConfig
+from .report_config import ReportConfig
 
 
 def check_model(name: str, *, substitute: bool = False, canvas: int | None = None, probe: bool = False

@@ -10,10 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from .. import intervals
 from .._io import atomic_write_bytes
+from ..stats import intervals
 from .analysis import _in_points, _ordered, _shot_rank, accuracy_table, gap_table, verdicts
-from .config import ReportConfig, method_label
 from .render import (
     _fmt_calibration,
     _fmt_gaps,
@@ -24,6 +23,7 @@ from .render import (
     _png,
     _provenance_table,
 )
+from .report_config import ReportConfig, method_label
 
 
 @dataclass
@@ -75,7 +75,7 @@ class Report:
 
     def figures(self) -> dict[str, Any]:
         from .. import plots
-        from ..plots.report import gap_figure
+        from ..plots.report_figures import gap_figure
 
         labels = {m: ("dense: " if m == self.config.dense else "") + m for m in self.config.models}
         methods = ", ".join(method_label(m) for m in self.config.methods)

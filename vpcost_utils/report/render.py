@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..tables import to_markdown
+from ..nb.tables import to_markdown
 from .analysis import _interval_text
-from .config import method_label
+from .report_config import method_label
 
 
 def _methods(table: pd.DataFrame) -> Any:
