@@ -241,3 +241,32 @@ def test_old_command_paths_still_run(tmp_path):
                          timeout=300)
     assert out.returncode == 0, out.stderr
     assert "moved to vpcost_utils.running.plan" in out.stderr and "--profile" in out.stdout
+
+
+def test_every_import_in_the_package_resolves_lazy_ones_included():
+    """An import inside a function runs only when its path does: a moved module would break it silently (the bench's
+    ``from .plan import ...`` did). Every ``from X import Y`` of the package names a module and a name that exist."""
+    import importlib
+    import importlib.util
+
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        package = ".".join(parts if path.name == "__init__.py" else parts[:-1]).removesuffix(".__init__")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if not (node.level or (node.module or "").startswith("vpcost_utils")):
+                continue
+            base = package.split(".")[:len(package.split(".")) - (node.level - 1)] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            try:
+                found = importlib.import_module(module)
+            except ImportError as exc:
+                missing.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {module} ({exc})")
+                continue
+            where = f"{path.relative_to(PACKAGE.parent)}:{node.lineno}"
+            missing += [f"{where} {module}.{alias.name}" for alias in node.names
+                        if alias.name != "*" and not hasattr(found, alias.name)
+                        and importlib.util.find_spec(f"{module}.{alias.name}") is None]
+    assert missing == [], "imports that do not resolve:\n" + "\n".join(missing)

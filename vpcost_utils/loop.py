@@ -86,6 +86,15 @@ class Task(Protocol):
     def load_state(self, state: dict[str, Any]) -> None: ...
 
 
+def cross_entropy_step(optimizer: torch.optim.Optimizer, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """One optimizer step on the cross-entropy of ``logits``; returns the loss (the heads of CLIP and LP step so)."""
+    loss = torch.nn.functional.cross_entropy(logits, labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
 @dataclass
 class Progress:
     """Where a run is: epochs done, optimizer steps taken, the curves so far."""

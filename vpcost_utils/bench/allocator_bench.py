@@ -8,14 +8,10 @@ allocation, as in a run. A child trains like a run's epochs: the ILM mapping pas
 
 from __future__ import annotations
 
-import json
-import os
 import resource
-import subprocess
-import sys
 import time
 
-from .common import emit, emit_ratio, note
+from .common import emit, emit_ratio, fresh_process_sides, note
 
 
 def _child(model_name: str | None, arch: str, input_size: int, shots: int, epochs: int, batch: int,
@@ -52,17 +48,12 @@ def _child(model_name: str | None, arch: str, input_size: int, shots: int, epoch
 def allocator_lines(model_name: str | None, arch: str, input_size: int, shots: int, epochs: int, batch: int,
                     test_images: int) -> dict[str, dict]:
     """Both sides, one after the other, each in a fresh process; prints every measure and its ratio."""
-    args = json.dumps([model_name, arch, input_size, shots, epochs, batch, test_images])
-    code = ("import json; from vpcost_utils.bench.allocator_bench import _child; "
-            f"print(json.dumps(_child(*json.loads({args!r}))))")
     note(f"allocator: {epochs} epochs of mapping + training on {10 * shots} images (batch {batch}) and a "
          f"{test_images}-image test pass, each side in a fresh process")
-    sides = {}
-    for mode in ("default", "keep"):
-        out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "VPCOST_MALLOC": mode},
-                             capture_output=True, text=True, check=True)
-        sides[mode] = json.loads(out.stdout.splitlines()[-1])
-        note(f"malloc {mode}: {sides[mode]['setting']}")
+    sides = fresh_process_sides("allocator_bench", [model_name, arch, input_size, shots, epochs, batch, test_images],
+                                "VPCOST_MALLOC", ("default", "keep"))
+    for mode, side in sides.items():
+        note(f"malloc {mode}: {side['setting']}")
     lines = {mode: {k: emit(f"malloc {mode} {k}", v) for k, v in side.items() if k != "setting"}
              for mode, side in sides.items()}
     for measure in ("wall s", "system s", "minor page faults", "max RSS MB"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -95,3 +95,21 @@ def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object
     out = fn()
     sync(device)
     return time.perf_counter() - start, out
+
+
+def fresh_process_sides(module: str, args: list, env_var: str, modes: Sequence[str]) -> dict[str, dict]:
+    """``vpcost_utils.bench.<module>._child(*args)`` once per mode, each in a fresh process with ``env_var=mode``
+    (a setting that a process reads once, at its start: the allocator, the arithmetic pin); each side's JSON."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (f"import json; from vpcost_utils.bench.{module} import _child; "
+            f"print(json.dumps(_child(*json.loads({json.dumps(args)!r}))))")
+    sides = {}
+    for mode in modes:
+        done = subprocess.run([sys.executable, "-c", code], env={**os.environ, env_var: mode}, capture_output=True,
+                              text=True, check=True)
+        sides[mode] = json.loads(done.stdout.splitlines()[-1])
+    return sides

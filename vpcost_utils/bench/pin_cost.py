@@ -9,13 +9,9 @@ input-gradient backward through a padded prompt) and the ILM mapping pass (forwa
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 
-from .common import emit, emit_ratio, note
+from .common import emit, emit_ratio, fresh_process_sides, note
 
 
 def _child(model_name: str | None, arch: str, input_size: int, batch: int, rounds: int) -> dict[str, float | str]:
@@ -68,16 +64,11 @@ def pin_cost_lines(model_name: str | None, arch: str, input_size: int, batch: in
     from ..cpu_pin import requested
 
     pin = requested() if requested() != "native" else "avx2"
-    args = json.dumps([model_name, arch, input_size, batch, rounds])
-    code = ("import json; from vpcost_utils.bench.pin_cost import _child; "
-            f"print(json.dumps(_child(*json.loads({args!r}))))")
     note(f"arithmetic pin: {rounds} rounds of {batch} images per phase, native and {pin}, each in a fresh process")
-    sides = {}
-    for mode in ("native", pin):
-        done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "VPCOST_ARITHMETIC": mode},
-                              capture_output=True, text=True, check=True)
-        sides[mode] = json.loads(done.stdout.splitlines()[-1])
-        note(f"{mode}: arithmetic key {sides[mode]['key']}")
+    sides = fresh_process_sides("pin_cost", [model_name, arch, input_size, batch, rounds], "VPCOST_ARITHMETIC",
+                                ("native", pin))
+    for mode, side in sides.items():
+        note(f"{mode}: arithmetic key {side['key']}")
     lines = {mode: {k: emit(f"pin {mode} {k}", v) for k, v in side.items() if k != "key"}
              for mode, side in sides.items()}
     for measure in lines["native"]:

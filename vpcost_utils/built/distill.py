@@ -50,6 +50,7 @@ from .. import paths
 from .._io import atomic_torch_save
 from ..arithmetic import arithmetic_key
 from ..errors import SpecError
+from ..models._registry import fingerprint
 from ..models.prune import _keep_masks, measure_sparsity
 from .agreement import normalise
 from .natural_images import calibration_crops, distillation_crops
@@ -139,15 +140,6 @@ def _mask(layers: list[nn.Module], sparsity: float) -> list[torch.Tensor]:
     return _keep_masks(weights, round(sparsity * sum(w.numel() for w in weights)))
 
 
-def _fingerprint(module: nn.Module) -> str:
-    """A hash of a module's parameters and buffers: the cached teacher logits belong to one teacher."""
-    h = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, t: float) -> torch.Tensor:
     """KL(teacher || student) of the softmaxes at temperature ``t``, times ``t^2`` (Hinton's gradient scale)."""
     return F.kl_div(F.log_softmax(student_logits / t, 1), F.log_softmax(teacher_logits / t, 1), log_target=True,
@@ -175,7 +167,7 @@ def _pool(dense: nn.Module, mean: tuple, std: tuple, recipe: Recipe) -> tuple[to
     """The augmented crops (regenerated: deterministic) and the dense model's logits on them (cached)."""
     crops = _distillation_crops(recipe)
     # the thread count and kernel set too: the teacher's logits follow its summation order (arithmetic.py)
-    what = (f"{recipe.pool}-{recipe.size}-{recipe.seed}-{RECIPE_VERSION}-{_fingerprint(dense)}-{mean}-{std}"
+    what = (f"{recipe.pool}-{recipe.size}-{recipe.seed}-{RECIPE_VERSION}-{fingerprint(dense)}-{mean}-{std}"
             f"-t{torch.get_num_threads()}-{arithmetic_key()}")
     if recipe.photos:  # only then: the tags of the pools cached before the field existed stay as they were
         from .photo_packages import names_digest

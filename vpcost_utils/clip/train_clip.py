@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ..config import RunSpec
 from ..data import sample_n_shots
 from ..errors import SpecError
+from ..loop import cross_entropy_step
 from ..metrics import summarize
 from ..models import create_model
 from ..vp.label_mapping import frequency_matrix, greedy_one_to_one
@@ -117,11 +117,7 @@ class ClipTask:
             group["lr"] = self.lr
         labels = self.train.labels[index].to(self.device)
         logits = self.head.batch_logits(self.train, index)[:, self.mapping.to(self.device)]
-        loss = F.cross_entropy(logits, labels)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return loss, logits, labels
+        return cross_entropy_step(self.optimizer, logits, labels), logits, labels
 
     def end_epoch(self, epoch: int) -> float:
         return self.lr  # the epoch's last step's

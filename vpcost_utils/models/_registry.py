@@ -10,6 +10,7 @@ builds a clearly labelled stand-in when the real file cannot be had and the run 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,3 +152,13 @@ def create_model(name: str, *, substitute: bool = False, device: str | torch.dev
     model.provenance.setdefault("name", name)
     freeze(model.module)
     return model.to(device)
+
+
+def fingerprint(module: nn.Module) -> str:
+    """A hash of every parameter and buffer of ``module``: what was computed from it (teacher logits, the linear
+    probe's features) belongs to these weights, whatever their name."""
+    h = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]

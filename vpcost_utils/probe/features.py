@@ -33,6 +33,7 @@ from ..arithmetic import arithmetic_key, run_threads
 from ..data import ImageSplit
 from ..errors import SpecError
 from ..models import SourceModel
+from ..models._registry import fingerprint
 
 #: Bump when a change of this module changes the features an image gets.
 FEATURE_VERSION = 1
@@ -54,15 +55,6 @@ def penultimate(module: nn.Module) -> tuple[nn.Module, float]:
                         f"graph's FULLY_CONNECTED op); {type(module).__name__} has none: use a VP method "
                         f"(rlm, flm, ilm) for this model")
     return linears[-1], 1.0
-
-
-def fingerprint(module: nn.Module) -> str:
-    """A hash of every parameter and buffer: features belong to one set of weights, whatever its name."""
-    h = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def cache_path(model: SourceModel, split: ImageSplit, canvas: int, device: torch.device, runtime: str = "") -> Path:

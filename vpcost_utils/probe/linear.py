@@ -21,13 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import metrics
 from ..config import RunSpec
 from ..data import load_split
-from ..loop import Schedule, run_epochs
+from ..loop import Schedule, cross_entropy_step, run_epochs
 from ..models import create_model
 from ..vp.train_vp import _is_quantized, _temperature_scaled, convergence, data_indices, prepare_backbone, set_seed
 from .features import FeatureCache
@@ -53,13 +52,8 @@ class LPTask:
         self.lr = self.optimizer.param_groups[0]["lr"]
 
     def step(self, index: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits = self.head(self.train_x[index])
-        labels = self.train_y[index]
-        loss = F.cross_entropy(logits, labels)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return loss, logits, labels
+        logits, labels = self.head(self.train_x[index]), self.train_y[index]
+        return cross_entropy_step(self.optimizer, logits, labels), logits, labels
 
     def end_epoch(self, epoch: int) -> float:
         self.scheduler.step()

@@ -83,7 +83,7 @@ def run_grid(specs: Sequence[RunSpec], store: ResultStore, *, runner: str = "ser
     """Run every spec that has no record yet; see the module docstring."""
     from tqdm.auto import tqdm
 
-    from .arithmetic import check_pin
+    from ..arithmetic import check_pin
 
     if runner not in RUNNERS:
         raise UnknownNameError("runner", runner, RUNNERS)
@@ -304,7 +304,7 @@ class ChunkJob(_Checkpointable):
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         from submitit.helpers import DelayedSubmission
 
-        from .checkpoint import checkpoint_path
+        from ..checkpoint import checkpoint_path
 
         if self.current is not None:  # the run the signal stopped: where its requeued job will resume it
             saved = checkpoint_path(self.root, self.current)
