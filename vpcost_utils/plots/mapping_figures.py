@@ -207,13 +207,7 @@ def prompt_distance(prompts_by_model: Mapping[str, Mapping[int, Any]], reference
         sub = table[table["model"] == name]
         label = model_label(name) if compression_kind(name) else name
         ax.plot(sub["epoch"], sub["l2"], marker="o", markersize=3, color=color, label=label)
-    ax.set(xlabel="epoch", ylabel="‖prompt_dense − prompt_sparse‖₂")
-    ax.grid(alpha=0.3)
-    if names:
-        ax.legend(frameon=False, fontsize="small")
-    else:
-        _no_data(ax)
-    return fig
+    return _finish(fig, ax, "‖prompt_dense − prompt_sparse‖₂", bool(names))
 
 
 def _default_record_label(records: Sequence[Mapping[str, Any]]) -> Callable[[Mapping[str, Any]], str]:
@@ -244,13 +238,7 @@ def _curve_figure(records: Sequence[Mapping[str, Any]], xkey: str, ykey: str, yl
     for label, color in zip(labels, colors, strict=False):
         stats = seed_stats(data[data["label"] == label], ["x"], "y").sort_values("x")
         _draw_series(ax, stats["x"].tolist(), stats, label=label, color=color, marker="", spread=spread)
-    ax.set(xlabel="epoch", ylabel=ylabel)
-    ax.grid(alpha=0.3)
-    if labels:
-        ax.legend(frameon=False, fontsize="small")
-    else:
-        _no_data(ax)
-    return fig
+    return _finish(fig, ax, ylabel, bool(labels))
 
 
 def loss_curves(records: Sequence[Mapping[str, Any]], *, label_by: Callable[[Mapping[str, Any]], str] | None = None,
@@ -263,3 +251,14 @@ def accuracy_curves(records: Sequence[Mapping[str, Any]], *,
                     label_by: Callable[[Mapping[str, Any]], str] | None = None, spread: str = "ci95") -> Figure:
     """Test accuracy at each evaluated epoch, one line per model (seeds: mean and band)."""
     return _curve_figure(records, "eval_epoch", "test_acc", "test accuracy (%)", label_by, spread)
+
+
+def _finish(fig, ax, ylabel: str, has_data: bool):
+    """The epoch axes' common ending: labels, grid, and a legend, or a note that there was nothing to draw."""
+    ax.set(xlabel="epoch", ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    if has_data:
+        ax.legend(frameon=False, fontsize="small")
+    else:
+        _no_data(ax)
+    return fig
