@@ -44,7 +44,7 @@ def _start(script, *args):
 
 
 def test_two_concurrent_sweeps_run_each_run_once(tmp_path):
-    script, log, go = tmp_path / "running/sweep.py", tmp_path / "log.txt", tmp_path / "go"
+    script, log, go = tmp_path / "sweep_script.py", tmp_path / "log.txt", tmp_path / "go"
     script.write_text(SWEEP)
     procs = [_start(script, tmp_path / "runs", log, go, "serial") for _ in range(2)]
     for p in procs:
