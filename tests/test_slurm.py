@@ -184,7 +184,7 @@ def test_requeue_and_time_limit_resume_mid_run_to_the_uninterrupted_record(on_cl
     # TimeLimit=`, as a site's admin does), so that SLURM's own warning signal (SIGUSR2, 90 s ahead; SLURM's
     # time checks run every 30 s) reaches it mid-run whatever this machine's load; the limit is set back to 10
     # minutes while the requeued job waits, so that it is stopped once. Both jobs: one run each, 10 minutes.
-    a = RunSpec("smallcnn/dense", "digits", n_shots=10, epochs=120, eval_every=30, seed=11)  # ~35 s idle, beyond KillWait
+    a = RunSpec("smallcnn/dense", "digits", n_shots=10, epochs=120, eval_every=30, seed=11)  # ~35 s idle: > KillWait
     b = RunSpec("smallcnn/dense", "digits", n_shots=10, epochs=600, eval_every=200, seed=21)  # ~3 min idle
     store = ResultStore(tmp_path / "runs")
     results: dict[str, sweep.SweepResult] = {}
