@@ -105,7 +105,8 @@ def test_the_reconstruct_recipe_keeps_its_first_mask_through_every_step(tmp_path
 
 def test_the_pruning_method_enters_the_key_and_the_older_recipes_keep_theirs():
     gmp = recovery.Recipe("sparse", sparsity=0.5)
-    fields = {k: v for k, v in dataclasses.asdict(gmp).items() if k not in ("prune", "photos")}  # at default: not in the key
+    # prune and photos are left out of the key at their defaults
+    fields = {k: v for k, v in dataclasses.asdict(gmp).items() if k not in ("prune", "photos")}
     assert gmp.key() == hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
     assert dataclasses.replace(gmp, prune="reconstruct").key() != gmp.key()
     with pytest.raises(SpecError, match="unknown pruning method 'obc'"):
