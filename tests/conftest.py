@@ -87,3 +87,24 @@ def slurm_cluster(tmp_path_factory):
         pytest.skip(f"no SLURM cluster here: {exc}")
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture
+def interrupt_after(monkeypatch):
+    """``interrupt_after(n)`` makes the training loop die (as a kill would) when it starts epoch ``n + 1``; it returns
+    the epoch counter, so a resumed run can be checked for the epochs it did not redo."""
+    from vpcost_utils import loop
+
+    def arm(epochs: int) -> list[int]:
+        real, calls = loop.train_epoch, []
+
+        def dying(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == epochs + 1:
+                raise KeyboardInterrupt("killed")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(loop, "train_epoch", dying)
+        return calls
+
+    return arm

@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from vpcost_utils import checkpoint, loop
+from vpcost_utils import checkpoint
 from vpcost_utils.config import METHODS, RunSpec
 from vpcost_utils.data import ImageSplit
 from vpcost_utils.errors import UnknownNameError
@@ -180,21 +180,9 @@ def test_an_unknown_method_is_refused_before_any_work_listing_the_known_ones(mon
 RESULT = ("metrics", "curves", "mapping", "mapping_history", "mapping_matrix", "test_predictions", "convergence")
 
 
-def _interrupt_after(monkeypatch, epochs: int) -> list[int]:
-    real, calls = loop.train_epoch, []
-
-    def dying(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == epochs + 1:
-            raise KeyboardInterrupt("killed")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "train_epoch", dying)
-    return calls
-
-
 @pytest.mark.parametrize("method", NEW)
-def test_a_tiny_run_per_method_ends_to_end_and_resumes_to_the_same_record(method, tmp_path, monkeypatch):
+def test_a_tiny_run_per_method_ends_to_end_and_resumes_to_the_same_record(interrupt_after, method, tmp_path,
+                                                                          monkeypatch):
     spec = RunSpec("smallcnn/dense", "synth_shapes", method=method, n_shots=2, seed=1, epochs=4, eval_every=2,
                    max_test=200)
     whole = execute(spec, progress=False)
@@ -206,12 +194,12 @@ def test_a_tiny_run_per_method_ends_to_end_and_resumes_to_the_same_record(method
         assert all(0 < m <= 1 + 1e-6 for m in matrix["top_mass"])
         assert whole["mapping"] == [col[0][0] for col in matrix["top"]]
     monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
-    _interrupt_after(monkeypatch, 2)
+    interrupt_after(2)
     with pytest.raises(KeyboardInterrupt):
         execute(spec, progress=False, checkpoint=tmp_path / "c.pt")
     monkeypatch.undo()
     monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
-    calls = _interrupt_after(monkeypatch, 99)
+    calls = interrupt_after(99)
     resumed = execute(spec, progress=False, checkpoint=tmp_path / "c.pt")
     assert len(calls) == 2 and resumed["runtime"]["resumed_at_epoch"] == 2
     for key in RESULT:

@@ -23,31 +23,18 @@ def uninterrupted():
     return execute(SPEC, progress=False)
 
 
-def _interrupt_after(monkeypatch, epochs: int) -> list[int]:
-    """Make the loop die (as a kill would) when it starts epoch ``epochs + 1``; returns the epoch counter."""
-    real, calls = loop.train_epoch, []
-
-    def dying(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == epochs + 1:
-            raise KeyboardInterrupt("killed")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "train_epoch", dying)
-    return calls
-
-
-def test_an_interrupted_run_resumes_to_the_uninterrupted_record(tmp_path, monkeypatch, uninterrupted):
+def test_an_interrupted_run_resumes_to_the_uninterrupted_record(interrupt_after, tmp_path, monkeypatch,
+                                                                uninterrupted):
     monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")  # a save at every epoch end
     store = ResultStore(tmp_path)
-    _interrupt_after(monkeypatch, 3)
+    interrupt_after(3)
     with pytest.raises(KeyboardInterrupt):
         run(SPEC, store, progress=False)
     saved = checkpoint.checkpoint_path(tmp_path, SPEC.run_id)
     assert saved.exists() and not store.has(SPEC)
     monkeypatch.undo()  # the process "restarts": the real loop, counted
     monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
-    calls = _interrupt_after(monkeypatch, 99)
+    calls = interrupt_after(99)
     record = run(SPEC, store, progress=False)
     assert len(calls) == 3  # epochs 4-6 only: the first three came from the checkpoint
     assert record["runtime"]["resumed_at_epoch"] == 3
@@ -65,9 +52,9 @@ def test_no_checkpoint_is_written_before_its_interval(tmp_path, monkeypatch):
         checkpoint.interval_seconds()
 
 
-def _saved_after_three_epochs(path, monkeypatch):
+def _saved_after_three_epochs(path, monkeypatch, interrupt_after):
     monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
-    _interrupt_after(monkeypatch, 3)
+    interrupt_after(3)
     with pytest.raises(KeyboardInterrupt):
         execute(SPEC, progress=False, checkpoint=path)
     monkeypatch.undo()
@@ -75,9 +62,10 @@ def _saved_after_three_epochs(path, monkeypatch):
 
 
 @pytest.mark.parametrize("damage", ["truncated", "other run", "other protocol", "other threads", "other cpu"])
-def test_a_bad_checkpoint_is_refused_and_the_run_starts_from_zero(tmp_path, monkeypatch, uninterrupted, damage):
+def test_a_bad_checkpoint_is_refused_and_the_run_starts_from_zero(tmp_path, monkeypatch, uninterrupted, damage,
+                                                                   interrupt_after):
     path = tmp_path / "c.pt"
-    _saved_after_three_epochs(path, monkeypatch)
+    _saved_after_three_epochs(path, monkeypatch, interrupt_after)
     if damage == "truncated":
         path.write_bytes(path.read_bytes()[:200])
     else:
@@ -114,36 +102,38 @@ def _crossmodal_spec() -> RunSpec:
 
 
 @pytest.mark.parametrize("make_spec", [_clip_spec, _crossmodal_spec], ids=["clip", "crossmodal"])
-def test_clip_and_crossmodal_runs_resume_through_the_same_loop(tmp_path, monkeypatch, make_spec):
+def test_clip_and_crossmodal_runs_resume_through_the_same_loop(interrupt_after, tmp_path, monkeypatch,
+                                                               make_spec):
     spec = make_spec()
     whole = execute(spec, progress=False)
     monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
-    _interrupt_after(monkeypatch, 2)
+    interrupt_after(2)
     with pytest.raises(KeyboardInterrupt):
         execute(spec, progress=False, checkpoint=tmp_path / "c.pt")
     monkeypatch.undo()
     monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
-    calls = _interrupt_after(monkeypatch, 99)
+    calls = interrupt_after(99)
     resumed = execute(spec, progress=False, checkpoint=tmp_path / "c.pt")
     assert len(calls) == loop.Schedule.for_run(spec, resumed["data"]["n_train"]).epochs_run - 2
     for key in ("metrics", "curves", "mapping"):
         assert resumed[key] == whole[key], key
 
 
-def test_a_preempted_cluster_chunk_resumes_the_run_it_was_in(tmp_path, monkeypatch, uninterrupted):
+def test_a_preempted_cluster_chunk_resumes_the_run_it_was_in(interrupt_after, tmp_path, monkeypatch,
+                                                              uninterrupted):
     pytest.importorskip("submitit")
     from vpcost_utils.running import sweep
 
     monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
     store = ResultStore(tmp_path)
     job = sweep.ChunkJob([SPEC.to_dict()], str(tmp_path), None)
-    _interrupt_after(monkeypatch, 4)  # the chunk is preempted in its only run's fifth epoch
+    interrupt_after(4)  # the chunk is preempted in its only run's fifth epoch
     with pytest.raises(KeyboardInterrupt):
         job()
     monkeypatch.undo()
     monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
     requeued = job.checkpoint()  # what submitit calls before it requeues the chunk
-    calls = _interrupt_after(monkeypatch, 99)
+    calls = interrupt_after(99)
     assert requeued.function(*requeued.args, **requeued.kwargs) == []
     record = store.read(SPEC.run_id)
     assert len(calls) == 2 and record["runtime"]["resumed_at_epoch"] == 4  # epochs 5-6 only
