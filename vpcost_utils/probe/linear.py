@@ -31,9 +31,6 @@ from ..models import create_model
 from ..vp.train_vp import _is_quantized, _temperature_scaled, convergence, data_indices, prepare_backbone, set_seed
 from .features import FeatureCache
 
-HEAD_SEED_OFFSET = 0  # the head's initialisation comes from torch's RNG right after set_seed(spec.seed), as the
-# reference builds its nn.Linear right after seeding
-
 
 class LPTask:
     """A linear head on cached features as one ``loop.Task``: Adam, MultiStepLR, the test pass on test features."""

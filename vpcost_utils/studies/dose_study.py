@@ -117,14 +117,18 @@ def _levels() -> pd.DataFrame:
     return frame
 
 
-def gap_tables(output: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(per-cell gaps for acc / ece / ece after temperature scaling, per-N slopes) from the records in ``output``."""
-    store = ResultStore(output)
+def _records(output: Path) -> list[dict]:
+    """The design's records in ``output``, each file read once."""
     wanted = {s.run_id for s in specs()}
-    records = [r for r in store.records() if r["run_id"] in wanted]
-    runs = store.table(records)
-    for name in ("ece_temp_scaled",):
-        runs[name] = [r["metrics"].get(name) for r in records]
+    return [r for r in ResultStore(output).records() if r["run_id"] in wanted]
+
+
+def gap_tables(output: Path, records: list[dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per-cell gaps for acc / ece / ece after temperature scaling, per-N slopes) from the study's records in
+    ``output`` (``records``: already read by ``_records``)."""
+    records = _records(output) if records is None else records
+    runs = ResultStore(output).table(records)
+    runs["ece_temp_scaled"] = [r["metrics"].get("ece_temp_scaled") for r in records]
     predictions = predictions_of(records)
     families = {"lite0": (DENSE, list(DESIGN["models"]))}
     parts = []
@@ -204,13 +208,12 @@ def controls(gaps: pd.DataFrame) -> pd.DataFrame:
 def write(output: Path, docs: Path = DOCS) -> dict[str, pd.DataFrame]:
     """The per-run CSV, the gap, slope and control tables (CSV) and the figure, under ``docs``."""
     docs.mkdir(parents=True, exist_ok=True)
-    store = ResultStore(output)
-    wanted = {s.run_id for s in specs()}
-    runs = store.table([r for r in store.records() if r["run_id"] in wanted])
+    records = _records(output)
+    runs = ResultStore(output).table(records)
     keep = ["run_id", "model", "dataset", "method", "n_shots", "seed", "holdout", "acc", "ece", "wall_time_s",
             "threads", "arithmetic", "cpu_model", "git_commit"]
     runs[keep].sort_values(["model", "n_shots", "seed"]).to_csv(docs / "runs.csv", index=False)
-    gaps, slope = gap_tables(output)
+    gaps, slope = gap_tables(output, records)
     ctrl = controls(gaps)
     gaps.to_csv(docs / "gaps.csv", index=False)
     slope.to_csv(docs / "slopes.csv", index=False)
