@@ -46,11 +46,13 @@ def test_the_head_matches_an_independent_logistic_regression_on_the_same_feature
     x_train, x_test = _cache(model, train).get(train_idx).numpy(), _cache(model, test).get(test_idx).numpy()
     fit = LogisticRegression(C=1e4, max_iter=5000).fit(x_train, train.labels[train_idx].numpy())
     sklearn_acc = 100 * float((fit.predict(x_test) == test.labels[test_idx].numpy()).mean())
-    # Adam for 300 epochs against an exact, barely regularised optimum on 200 images: the same classifier up to a
-    # few percent of the test images (measured 67.7 against 71.0), and far above chance (10 %), so a broken feature
-    # hook, a shuffled label or a head that does not learn could not pass.
-    assert sklearn_acc > 50 and abs(record["metrics"]["acc"] - sklearn_acc) <= 6.0, (record["metrics"]["acc"],
-                                                                                     sklearn_acc)
+    # Adam for 300 epochs against a barely regularised lbfgs fit on 200 separable images: neither optimum is unique,
+    # so both land a few points apart. Measured on the Xeon (8 seeds, pins avx2 and native): head 68.7-70.7 %,
+    # sklearn 68.3-73.7 % (the sample order alone moves lbfgs by 5 points); CI's machine, whose smoke CNN is trained
+    # in its own arithmetic, gave 66.7 against 73.0. A broken feature hook, a shuffled label or a head that does not
+    # learn gives 10-30 % (chance is 10 %), so 10 points of tolerance still catches every one of them.
+    assert sklearn_acc > 50 and abs(record["metrics"]["acc"] - sklearn_acc) <= 10.0, (record["metrics"]["acc"],
+                                                                                      sklearn_acc)
     assert record["data"]["n_train"] == len(train_idx) and record["data"]["n_test"] == 300
     again = execute(SPEC.replace(seed=2), progress=False)  # another seed: only its new images pass the backbone
     assert 0 < again["runtime"]["features_computed"] < 200
