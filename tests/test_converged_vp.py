@@ -1,0 +1,53 @@
+"""The converged-VP study: its runs pair with the LP study's, any finished prefix is balanced, the tables recover
+known gaps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from vpcost_utils.studies import converged_vp as cv
+from vpcost_utils.studies import dose_study as ds
+
+# What decides a run's images: the N-shot draw, the held-out images and the test subset.
+SAMPLE_FIELDS = ("dataset", "n_shots", "seed", "sample_seed", "max_test", "holdout", "canvas")
+
+
+def test_every_vp_run_draws_the_images_of_an_lp_run_of_the_dose_study():
+    lp = {(s.model, *(getattr(s, f) for f in SAMPLE_FIELDS)) for s in ds.specs(stage=1)}
+    for spec in cv.specs():
+        assert (spec.model, *(getattr(spec, f) for f in SAMPLE_FIELDS)) in lp, spec
+        assert spec.method == "ilm" and spec.epochs == 100 and spec.canvas is None  # the model's own 224 px
+
+
+def test_runs_are_interleaved_by_seed_so_a_session_cut_short_leaves_a_paired_set():
+    stage = cv.specs(stage=1)
+    models, seeds = cv.DESIGN["stages"][1]
+    assert stage[0].model == cv.DENSE and len(stage) == len(models) * seeds
+    for k in range(1, seeds + 1):
+        done = stage[:k * len(models)]
+        assert {s.seed for s in done} == set(range(k))
+        assert all(sum(s.model == m for s in done) == k for m in models)
+
+
+def test_vp_beside_lp_recovers_known_gaps_on_the_same_seeds():
+    rng = np.random.default_rng(0)
+    vp_rows, lp_rows = [], []
+    for seed in range(3):
+        vp_base, lp_base = 60 + rng.normal(0, 3), 75 + rng.normal(0, 1)
+        for model, vp_gap, lp_gap in ((cv.DENSE, 0, 0), (cv.POSITIVE, 8.0, 6.0), ("m/other", 0.0, 3.0)):
+            vp_rows.append({"model": model, "seed": seed, "acc": vp_base - vp_gap})
+            lp_rows.append({"model": model, "seed": seed, "n_shots": 10, "method": "lp", "acc": lp_base - lp_gap})
+    lp_rows.append({"model": cv.DENSE, "seed": 9, "n_shots": 10, "method": "lp", "acc": 0.0})  # no VP twin: unused
+    table = cv.beside_lp(pd.DataFrame(vp_rows), pd.DataFrame(lp_rows)).set_index("model")
+    assert table.loc[cv.POSITIVE, "vp_gap"] == 8.0 and table.loc[cv.POSITIVE, "lp_gap"] == 6.0
+    assert table.loc["m/other", "vp_minus_lp"] == -3.0 and (table["seeds"] == 3).all()
+    assert table.loc[cv.POSITIVE, "vp_gap_low"] <= 8.0 <= table.loc[cv.POSITIVE, "vp_gap_high"]
+
+
+def test_the_convergence_table_has_one_row_per_evaluated_epoch():
+    record = {"run_id": "r", "spec": {"model": cv.DENSE, "seed": 0}, "convergence": {"settled": True},
+              "curves": {"eval_epoch": [16, 32, 100], "test_acc": [40.0, 50.0, 55.0]}}
+    table = cv.convergence([record])
+    assert list(table["epoch"]) == [16, 32, 100] and list(table["test_acc"]) == [40.0, 50.0, 55.0]
+    assert table["settled"].all()
