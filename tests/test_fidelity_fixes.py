@@ -147,7 +147,7 @@ def test_spec_defaults_are_the_papers_per_task_and_keep_vp_run_ids():
     vp = RunSpec("smallcnn/dense", "digits")
     assert (vp.epochs, vp.max_steps) == (100, None)
     old_fields = {k: v for k, v in vp.to_dict().items() if k not in ("canvas", "max_test", "holdout", "class_names",
-                                                                  "oversized", "sample_seed", "precision")}
+                                                                  "oversized", "sample_seed", "precision", "prompt")}
     legacy = json.dumps({**old_fields, "epochs": 100}, sort_keys=True, separators=(",", ":"))
     assert vp.run_id == hashlib.sha1(legacy.encode()).hexdigest()[:12]  # ids written with the old default hold
     clip = RunSpec("tinyclip/dense", "synth_colours", task="clip", method="vp")

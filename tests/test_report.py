@@ -309,7 +309,8 @@ def test_methods_parse_default_and_refuse_an_unknown_name_listing_the_known_ones
 
     assert report.parse_methods(["lp", "ILM", "lp"]) == ("lp", "ilm")
     assert report.ReportConfig("a/dense", ("a/small",), ("d",)).methods == ("ilm", "lp") == report.DEFAULT_METHODS
-    with pytest.raises(UnknownNameError, match=r"unknown report method 'xp'.*Known report methods: flm, ilm, lp, rlm"):
+    known = r"Known report methods: blm, blm\+, flm, fullymap, ilm, lp, rlm"
+    with pytest.raises(UnknownNameError, match=rf"unknown report method 'xp'.*{known}"):
         report.ReportConfig("a/dense", ("a/small",), ("d",), methods=("ilm", "xp"))
     with pytest.raises(SpecError, match="at least one method"):
         report.parse_methods([])
@@ -317,7 +318,8 @@ def test_methods_parse_default_and_refuse_an_unknown_name_listing_the_known_ones
         report.main(["--dense", "smallcnn/dense", "--compressed", "smallcnn/prune-90", "--datasets", "digits",
                      "--methods", "ilm", "linear", "--output-dir", str(tmp_path)])
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and "unknown report method 'linear'" in err and "flm, ilm, lp, rlm" in err
+    assert exit_info.value.code == 2 and "unknown report method 'linear'" in err
+    assert "blm, blm+, flm, fullymap, ilm, lp, rlm" in err
     assert not (tmp_path / "runs").exists()
 
 
@@ -325,7 +327,16 @@ def test_help_shows_methods_with_lp(capsys):
     with pytest.raises(SystemExit):
         report.main(["--help"])
     out = capsys.readouterr().out
-    assert "--methods" in out and "rlm flm ilm lp" in out and "default: ilm lp" in out
+    assert "--methods" in out and "rlm flm ilm blm blm+ fullymap lp" in out and "default: ilm lp" in out
+
+
+def test_the_methods_beyond_the_paper_are_report_methods_with_their_labels():
+    assert report.parse_methods(["BLM", "blm+", "fullymap", "lp"]) == ("blm", "blm+", "fullymap", "lp")
+    config = report.ReportConfig("a/dense", ("a/small",), ("digits",), methods=("blm", "blm+", "fullymap"),
+                                 shots=(2,), seeds=(0,))
+    assert sorted(s.method for s in config.specs()) == ["blm", "blm", "blm+", "blm+", "fullymap", "fullymap"]
+    assert all(s.task == "vp" and s.prompt is None for s in config.specs())
+    assert [report.METHOD_LABELS[m] for m in config.methods] == ["BLM-VP", "BLM+-VP", "FullyMap-VP"]
 
 
 def test_specs_run_every_method_and_a_seed_plan_per_method():

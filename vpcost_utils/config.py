@@ -26,8 +26,11 @@ SHOTS_GRID: tuple[int | None, ...] = (1, 2, 5, 10, 20, 50, 100, None)
 
 TASKS = ("vp", "clip", "crossmodal")
 # RunSpec fields added after the first release, left out of the run id while None
-_LATER_FIELDS = ("canvas", "max_test", "holdout", "class_names", "oversized", "sample_seed", "precision")
+_LATER_FIELDS = ("canvas", "max_test", "holdout", "class_names", "oversized", "sample_seed", "precision", "prompt")
 PRECISIONS = ("fp32", "bf16")
+#: vp prompts (``vp/visual_prompts.py``): "pad" is the paper's padding prompt (None means it); beyond the paper
+#: (issue #35), BLM's / SMM's full-image "watermark" on the resized image and AutoVP's learnable input scale.
+PROMPTS = ("pad", "watermark", "autovp-scale")
 #: The version of what a spec computes. A record made under another protocol is never reused: the store
 #: treats it as missing and the run is made again (``store.ResultStore.stale``). Bump it when a change of
 #: code changes the numbers a spec gives. 2: every run on one intra-op thread (``arithmetic.py``); before,
@@ -97,6 +100,10 @@ class RunSpec:
     # CUDA), "fp32" = never autocast, "bf16" = bf16 autocast on any device (AMX on this CPU: 2-3x faster).
     # The test pass stays fp32; quantized backbones always train in fp32 (see train._autocast).
     precision: str | None = None
+    # The visual prompt (task "vp", not "lp"): None = "pad", the paper's padding prompt; "watermark" = a full-image
+    # additive prompt on the image resized to the canvas (BLM, SMM); "autovp-scale" = the padding prompt around the
+    # image scaled by a learned factor (AutoVP). See PROMPTS and docs/reproduction.md, "Beyond ILM".
+    prompt: str | None = None
 
     def __post_init__(self) -> None:
         check_choice("task", self.task, TASKS)
@@ -118,6 +125,13 @@ class RunSpec:
                 raise SpecError(f"RunSpec.{name} only applies to task='vp' for now, got task={self.task!r}")
         if self.precision is not None:
             check_choice("precision", self.precision, PRECISIONS)
+        if self.prompt is not None:
+            check_choice("prompt", self.prompt, PROMPTS)
+            if self.task != "vp" or self.method == "lp":
+                raise SpecError(f"RunSpec.prompt only applies to visual prompting (task='vp', a method other than "
+                                f"'lp'), got task={self.task!r}, method={self.method!r}")
+            if self.prompt == "pad":  # the default prompt named: one run, one id
+                object.__setattr__(self, "prompt", None)
         if self.sample_seed == self.seed:  # the same draw as the plain seed: one run, one id
             object.__setattr__(self, "sample_seed", None)
         for name in ("n_shots", "batch_size", "max_train", "max_steps", "canvas", "max_test", "holdout"):

@@ -116,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compressed", nargs="+", required=True, help="one or more compressed models, same forms")
     parser.add_argument("--datasets", nargs="+", required=True, help="registry datasets or folder:PATH")
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), metavar="METHOD",
-                        help=f"transfer methods, any of {' '.join(REPORT_METHODS)} (rlm/flm/ilm: visual prompting "
-                             f"with that label mapping; lp: a linear probe on the frozen features, cheap); "
+                        help=f"transfer methods, any of {' '.join(REPORT_METHODS)} (rlm/flm/ilm, and beyond "
+                             f"the paper blm/blm+/fullymap: visual prompting with that label mapping; lp: a linear "
+                             f"probe on the frozen features, cheap); "
                              f"default: {' '.join(DEFAULT_METHODS)}")
     parser.add_argument("--shots", nargs="+", default=["1", "10", "full"], help="N-shot budgets; 'full' = all")
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds (0..k-1); no verdict below 3")

@@ -11,14 +11,17 @@ from typing import Any
 from ..config import METHODS, RunSpec
 from ..errors import SpecError, check_choice
 
-#: The transfer methods a report can run: the paper's three VP label mappings and the linear probe (probe/). Named
-#: here, not taken from ``config.METHODS["vp"]``, so a mapping added beyond the paper joins the report deliberately.
-REPORT_METHODS: tuple[str, ...] = ("rlm", "flm", "ilm", "lp")
+#: The transfer methods a report can run: the paper's three VP label mappings, the mappings beyond the paper
+#: (issue #35: BLM, BLM+, AutoVP's FullyMap; vp/label_mapping.py) and the linear probe (probe/). Named here, not
+#: taken from ``config.METHODS["vp"]``, so a method added later joins the report deliberately.
+REPORT_METHODS: tuple[str, ...] = ("rlm", "flm", "ilm", "blm", "blm+", "fullymap", "lp")
 assert set(REPORT_METHODS) <= set(METHODS["vp"])
 #: By default ILM-VP (the paper's protocol) and the linear probe beside it: LP trains a head on cached features, a
 #: few seconds a run, and sees costs that VP's seed noise hides (issue 33).
 DEFAULT_METHODS: tuple[str, ...] = ("ilm", "lp")
-METHOD_LABELS = {"rlm": "RLM-VP", "flm": "FLM-VP", "ilm": "ILM-VP", "lp": "LP"}
+METHOD_LABELS = {"rlm": "RLM-VP", "flm": "FLM-VP", "ilm": "ILM-VP", "blm": "BLM-VP", "blm+": "BLM+-VP",
+                 "fullymap": "FullyMap-VP", "lp": "LP"}
+assert set(METHOD_LABELS) == set(REPORT_METHODS)
 
 
 def method_label(method: str) -> str:

@@ -7,7 +7,8 @@ learns; Adam lr 0.01; MultiStepLR x0.1 at 50 % and 72 % of the epochs, stepped p
 cross-entropy over the K mapped logits; FLM once before training, ILM at the start of every
 epoch (epoch 0 included), RLM a seeded random injective mapping (BLM / BLM+ / FullyMap beyond the paper:
 ``mapping.py``); mixed precision (bf16 autocast) for the
-training step on CUDA only, unless ``RunSpec.precision`` says otherwise.
+training step on CUDA only, unless ``RunSpec.precision`` says otherwise. The prompt is the paper's padding prompt
+unless ``RunSpec.prompt`` names another (``visual_prompts.py``: BLM's / SMM's watermark, AutoVP's learned scale).
 
 Deliberate differences, each a spec field defaulting to the faster choice:
 - The test set is evaluated every ``eval_every`` epochs and after the last, not every epoch
@@ -49,7 +50,7 @@ from .label_mapping import (
     random_mapping,
 )
 from .temperature import fit_temperature
-from .visual_prompts import ExpansivePrompt
+from .visual_prompts import Prompt, create_prompt
 
 EVAL_BATCH = 256  # any size gives the same logits; the paper-compatible ECE re-batches by its own size
 
@@ -88,7 +89,7 @@ def _autocast(device: torch.device, precision: str = "fp32"):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def train_step(backbone: nn.Module, prompt: ExpansivePrompt, mapping: Mapping, split: ImageSplit,
+def train_step(backbone: nn.Module, prompt: Prompt, mapping: Mapping, split: ImageSplit,
                index: torch.Tensor, optimizer: torch.optim.Optimizer, device: torch.device, precision: str = "fp32"
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One optimizer step of the prompt (and of a FullyMap layer) on ``split[index]``; returns (loss, mapped
@@ -104,10 +105,11 @@ def train_step(backbone: nn.Module, prompt: ExpansivePrompt, mapping: Mapping, s
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
+    prompt.constrain_()  # AutoVP clamps its scale after every step; the other prompts have nothing to project
     return loss, logits, labels
 
 
-def train_one_epoch(backbone: nn.Module, prompt: ExpansivePrompt, mapping: Mapping, train: ImageSplit,
+def train_one_epoch(backbone: nn.Module, prompt: Prompt, mapping: Mapping, train: ImageSplit,
                     optimizer: torch.optim.Optimizer, batch_size: int, device: torch.device,
                     generator: torch.Generator, precision: str = "fp32") -> tuple[float, float]:
     """One pass over the training subset outside a run (the benchmark times it, as ``run_vp``'s loop runs it);
@@ -124,14 +126,14 @@ def train_one_epoch(backbone: nn.Module, prompt: ExpansivePrompt, mapping: Mappi
 
 
 @torch.no_grad()
-def source_logits(backbone: nn.Module, prompt: ExpansivePrompt, split: ImageSplit, device: torch.device
+def source_logits(backbone: nn.Module, prompt: Prompt, split: ImageSplit, device: torch.device
                   ) -> torch.Tensor:
     """All source logits of the prompted model over a split, in fp32 as the reference's test pass."""
     prompt.eval()
     return torch.cat([backbone(prompt(x)).float().cpu() for x, _ in batches(split, EVAL_BATCH, device)])
 
 
-def _frequency_mapping(backbone: nn.Module, prompt: ExpansivePrompt, train: ImageSplit, device: torch.device,
+def _frequency_mapping(backbone: nn.Module, prompt: Prompt, train: ImageSplit, device: torch.device,
                        precision: str = "fp32", method: str = "ilm") -> torch.Tensor:
     """The one pass over the training images of a voted mapping (FLM / ILM index, BLM / BLM+ matrix)."""
     prompt.eval()
@@ -144,7 +146,7 @@ def _frequency_mapping(backbone: nn.Module, prompt: ExpansivePrompt, train: Imag
 
 
 @torch.no_grad()
-def mapped_logits(backbone: nn.Module, prompt: ExpansivePrompt, mapping: Mapping, split: ImageSplit,
+def mapped_logits(backbone: nn.Module, prompt: Prompt, mapping: Mapping, split: ImageSplit,
                   device: torch.device) -> torch.Tensor:
     """The K target logits (on the CPU) of the prompted model over a split under ``mapping``, fp32."""
     source = source_logits(backbone, prompt, split, device)
@@ -296,7 +298,7 @@ class VPTask:
         self.spec, self.backbone, self.train, self.test, self.device = spec, backbone, train, test, device
         self.precision, self.mapping_precision = precision, mapping_precision
         canvas = spec.canvas or model.canvas_size
-        self.prompt = ExpansivePrompt(canvas, train.input_size, model.mean, model.std).to(device)
+        self.prompt = create_prompt(spec.prompt, canvas, train.input_size, model.mean, model.std).to(device)
         self.mapping: Mapping | None = None
         if spec.method == "rlm":
             self.mapping = random_mapping(model.num_classes, train.num_classes,
@@ -349,14 +351,17 @@ class VPTask:
             mapping = {k: v.detach().cpu() for k, v in mapping.state_dict().items()}
         elif mapping is not None:
             mapping = mapping.cpu()
-        return {"theta": self.prompt.theta.detach().cpu(), "optimizer": self.optimizer.state_dict(),
+        prompt = {name: p.detach().cpu() for name, p in self.prompt.named_parameters()}  # theta (and AutoVP's scale)
+        return {"prompt": prompt, "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "lr": self.lr, "mapping": mapping,
                 "mapping_history": self.mapping_history, "saved_prompts": self.saved_prompts,
                 "test_logits": self.test_logits}
 
     def load_state(self, state: dict) -> None:
+        prompt = state["prompt"] if "prompt" in state else {"theta": state["theta"]}  # "theta": older checkpoints
         with torch.no_grad():
-            self.prompt.theta.copy_(state["theta"])
+            for name, p in self.prompt.named_parameters():
+                p.copy_(prompt[name])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.lr = state["lr"]
@@ -417,6 +422,8 @@ def run_vp(spec: RunSpec, *, device: str | torch.device = "cpu", progress: bool 
         "mapping_history": task.mapping_history,
         "mapped_source_classes": [source_names[s] for s in dominant],
         **({"mapping_matrix": matrix} if matrix is not None else {}),
+        # a prompt beyond the paper's: its name and what it learned besides theta (AutoVP's final scale)
+        **({"prompt": {"name": spec.prompt, **task.prompt.summary()}} if spec.prompt is not None else {}),
         "classes": train.classes,
         "model": model.provenance,
         "data": {"n_train": len(train), "n_test": len(test), "input_size": train.input_size,
