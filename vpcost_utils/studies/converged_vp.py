@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..config import RunSpec
 from ..running.store import ResultStore
-from ..stats.intervals import paired_gaps, predictions_of, t_interval
+from ..stats.intervals import paired_gaps, predictions_of, t_interval, verdict
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "converged-vp"
 DENSE, POSITIVE = "efficientnet_lite0/dense", "efficientnet_lite0/prune-70"
@@ -105,6 +105,9 @@ def gaps(output: Path, records: list[dict] | None = None) -> pd.DataFrame:
             for col in ("dense_mean", "model_mean", "gap", "gap_low", "gap_high", "halfwidth", "seed_sd", "test_se",
                         "mde"):
                 part[col] = part[col] * 100
+            # the verdict words were computed in fractions; say them in the points the table shows
+            part["verdict"] = [verdict(lo, hi, k) for lo, hi, k in zip(part["gap_low"], part["gap_high"],
+                                                                       part["pairs"], strict=True)]
         parts.append(part.assign(metric=metric))
     return pd.concat(parts, ignore_index=True)
 
