@@ -108,3 +108,24 @@ def interrupt_after(monkeypatch):
         return calls
 
     return arm
+
+
+@pytest.fixture
+def killed_then_resumed(monkeypatch, interrupt_after):
+    """``killed_then_resumed(spec, epochs, path)``: run ``spec`` with a checkpoint at every epoch end, kill it as it
+    starts epoch ``epochs + 1``, then run it again (the real loop, counted) from ``path``; returns (the resumed
+    record, the epochs the resumed run trained)."""
+    from vpcost_utils import checkpoint
+    from vpcost_utils.running.runs import execute
+
+    def go(spec, epochs: int, path):
+        monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
+        interrupt_after(epochs)
+        with pytest.raises(KeyboardInterrupt):
+            execute(spec, progress=False, checkpoint=path)
+        monkeypatch.undo()  # the process "restarts"
+        monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
+        calls = interrupt_after(99)
+        return execute(spec, progress=False, checkpoint=path), calls
+
+    return go

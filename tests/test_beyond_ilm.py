@@ -11,10 +11,9 @@ import math
 
 import pytest
 import torch
+from tiny_vp import tiny_task
 
-from vpcost_utils import checkpoint
 from vpcost_utils.config import METHODS, RunSpec
-from vpcost_utils.data import ImageSplit
 from vpcost_utils.errors import UnknownNameError
 from vpcost_utils.running.runs import execute
 from vpcost_utils.vp import label_mapping as mapping
@@ -117,19 +116,7 @@ def test_a_matrix_mapping_multiplies_the_raw_logits_as_the_reference():
 
 def _tiny_task(method: str):
     """A VPTask on a random 2-layer backbone and 12 random images: the training step alone, in milliseconds."""
-    torch.manual_seed(0)
-    backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=4), torch.nn.Flatten(), torch.nn.LazyLinear(50))
-    backbone(torch.zeros(1, 3, 32, 32))
-    backbone.requires_grad_(False)
-    g = torch.Generator().manual_seed(1)
-    split = ImageSplit("t", "train", torch.randint(0, 256, (12, 3, 16, 16), dtype=torch.uint8, generator=g),
-                       torch.arange(12) % 4, ["a", "b", "c", "d"])
-
-    class Model:
-        canvas_size, num_classes, mean, std = 32, 50, (0.5,) * 3, (0.5,) * 3
-
-    spec = RunSpec("tiny", "t", method=method, epochs=2, eval_every=2)
-    task = train.VPTask(spec, Model(), backbone, split, split, torch.device("cpu"), "fp32", "fp32")
+    task, _, split = tiny_task(method)
     return task, split
 
 
@@ -181,8 +168,8 @@ RESULT = ("metrics", "curves", "mapping", "mapping_history", "mapping_matrix", "
 
 
 @pytest.mark.parametrize("method", NEW)
-def test_a_tiny_run_per_method_ends_to_end_and_resumes_to_the_same_record(interrupt_after, method, tmp_path,
-                                                                          monkeypatch):
+def test_a_tiny_run_per_method_ends_to_end_and_resumes_to_the_same_record(killed_then_resumed, method,
+                                                                          tmp_path):
     spec = RunSpec("smallcnn/dense", "synth_shapes", method=method, n_shots=2, seed=1, epochs=4, eval_every=2,
                    max_test=200)
     whole = execute(spec, progress=False)
@@ -193,14 +180,7 @@ def test_a_tiny_run_per_method_ends_to_end_and_resumes_to_the_same_record(interr
     if method != "fullymap":  # every column of a BLM matrix is a distribution over source classes
         assert all(0 < m <= 1 + 1e-6 for m in matrix["top_mass"])
         assert whole["mapping"] == [col[0][0] for col in matrix["top"]]
-    monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
-    interrupt_after(2)
-    with pytest.raises(KeyboardInterrupt):
-        execute(spec, progress=False, checkpoint=tmp_path / "c.pt")
-    monkeypatch.undo()
-    monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
-    calls = interrupt_after(99)
-    resumed = execute(spec, progress=False, checkpoint=tmp_path / "c.pt")
+    resumed, calls = killed_then_resumed(spec, 2, tmp_path / "c.pt")
     assert len(calls) == 2 and resumed["runtime"]["resumed_at_epoch"] == 2
     for key in RESULT:
         assert resumed[key] == whole[key], key

@@ -102,18 +102,10 @@ def _crossmodal_spec() -> RunSpec:
 
 
 @pytest.mark.parametrize("make_spec", [_clip_spec, _crossmodal_spec], ids=["clip", "crossmodal"])
-def test_clip_and_crossmodal_runs_resume_through_the_same_loop(interrupt_after, tmp_path, monkeypatch,
-                                                               make_spec):
+def test_clip_and_crossmodal_runs_resume_through_the_same_loop(killed_then_resumed, tmp_path, make_spec):
     spec = make_spec()
     whole = execute(spec, progress=False)
-    monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
-    interrupt_after(2)
-    with pytest.raises(KeyboardInterrupt):
-        execute(spec, progress=False, checkpoint=tmp_path / "c.pt")
-    monkeypatch.undo()
-    monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
-    calls = interrupt_after(99)
-    resumed = execute(spec, progress=False, checkpoint=tmp_path / "c.pt")
+    resumed, calls = killed_then_resumed(spec, 2, tmp_path / "c.pt")
     assert len(calls) == loop.Schedule.for_run(spec, resumed["data"]["n_train"]).epochs_run - 2
     for key in ("metrics", "curves", "mapping"):
         assert resumed[key] == whole[key], key

@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_vp import tiny_task
 
-from vpcost_utils import checkpoint
 from vpcost_utils.config import PROMPTS, RunSpec
-from vpcost_utils.data import ImageSplit
 from vpcost_utils.errors import SpecError, UnknownNameError
 from vpcost_utils.running.runs import execute
 from vpcost_utils.vp import train_vp as train
@@ -56,19 +55,8 @@ def test_each_prompt_gives_the_canvas_and_only_its_own_parameters_learn(name):
 
 def _tiny_task(prompt: str | None):
     """A VPTask on a random frozen backbone and 12 random 16-px images (as test_beyond_ilm's): the step alone."""
-    torch.manual_seed(0)
-    backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=4), torch.nn.Flatten(), torch.nn.LazyLinear(50))
-    backbone(torch.zeros(1, 3, 32, 32))
-    backbone.requires_grad_(False)
-    g = torch.Generator().manual_seed(1)
-    split = ImageSplit("t", "train", torch.randint(0, 256, (12, 3, 16, 16), dtype=torch.uint8, generator=g),
-                       torch.arange(12) % 4, ["a", "b", "c", "d"])
-
-    class Model:
-        canvas_size, num_classes, mean, std = 32, 50, MEAN, STD
-
-    spec = RunSpec("tiny", "t", method="ilm", epochs=2, eval_every=2, prompt=prompt)
-    return train.VPTask(spec, Model(), backbone, split, split, torch.device("cpu"), "fp32", "fp32"), backbone
+    task, backbone, _ = tiny_task(prompt=prompt, mean=MEAN, std=STD)
+    return task, backbone
 
 
 @pytest.mark.parametrize("name", NEW)
@@ -224,7 +212,7 @@ def test_specs_that_leave_the_prompt_keep_their_run_ids():
 
 @pytest.mark.parametrize("name", NEW)
 def test_a_tiny_smoke_run_with_each_new_prompt_ends_to_end_and_resumes_to_the_same_record(
-        interrupt_after, name, tmp_path, monkeypatch):
+        killed_then_resumed, name, tmp_path):
     spec = RunSpec("smallcnn/dense", "digits", method="ilm", prompt=name, n_shots=2, seed=1, epochs=2, eval_every=1,
                    max_test=100)
     whole = execute(spec, progress=False)
@@ -233,14 +221,7 @@ def test_a_tiny_smoke_run_with_each_new_prompt_ends_to_end_and_resumes_to_the_sa
     assert whole["data"]["canvas"] == 64 and whole["data"]["input_size"] == 32
     if name == "autovp-scale":
         assert 0.1 <= whole["prompt"]["scale"] <= 5.0 and whole["prompt"]["scale"] != 1.5
-    monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
-    interrupt_after(1)
-    with pytest.raises(KeyboardInterrupt):
-        execute(spec, progress=False, checkpoint=tmp_path / "c.pt")
-    monkeypatch.undo()
-    monkeypatch.setenv(checkpoint.SECONDS_ENV, "0")
-    calls = interrupt_after(99)
-    resumed = execute(spec, progress=False, checkpoint=tmp_path / "c.pt")
+    resumed, calls = killed_then_resumed(spec, 1, tmp_path / "c.pt")
     assert len(calls) == 1 and resumed["runtime"]["resumed_at_epoch"] == 1
     for key in ("metrics", "curves", "mapping", "mapping_history", "test_predictions", "prompt"):
         assert resumed[key] == whole[key], key
