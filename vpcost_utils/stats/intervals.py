@@ -253,3 +253,25 @@ def describe_gaps(gaps: pd.DataFrame, metric: str = "accuracy") -> str:
         parts.append(f"N={shots}: {part['gap'].mean():+.2f} on average, {int(part['beyond_noise'].sum())} of "
                      f"{len(part)} cells beyond noise, median half-width {part['halfwidth'].median():.2f}")
     return f"Dense minus compressed {metric} (paired by seed, 95 % intervals): " + "; ".join(parts) + "."
+
+
+#: Columns of a ``paired_gaps`` table that carry the metric's unit.
+_UNIT_COLUMNS = ("dense_mean", "model_mean", "gap", "gap_low", "gap_high", "halfwidth", "seed_sd", "test_se", "mde")
+
+
+def gaps_by_metric(runs: pd.DataFrame, families: dict, method: str, predictions: dict | None,
+                   metrics: tuple[str, ...] = ("acc", "ece", "ece_temp_scaled")) -> pd.DataFrame:
+    """``paired_gaps`` for each of ``metrics`` stacked in one table (a ``metric`` column), ECE in points (x100) so
+    every row reads in the accuracy's unit, the verdict words recomputed in those points. The temperature-scaled
+    ECE has no per-image outcomes: its interval counts the seeds only."""
+    parts = []
+    for metric in metrics:
+        part = paired_gaps(runs, families, metric, methods=(method,),
+                           predictions=predictions if metric != "ece_temp_scaled" else None)
+        if metric != "acc":
+            for col in _UNIT_COLUMNS:
+                part[col] = part[col] * 100
+            part["verdict"] = [verdict(lo, hi, k) for lo, hi, k in zip(part["gap_low"], part["gap_high"],
+                                                                       part["pairs"], strict=True)]
+        parts.append(part.assign(metric=metric))
+    return pd.concat(parts, ignore_index=True)

@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..config import RunSpec
 from ..running.store import ResultStore
-from ..stats.intervals import paired_gaps, predictions_of, t_interval, verdict
+from ..stats.intervals import gaps_by_metric, predictions_of, t_interval
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "converged-vp"
 DENSE, POSITIVE = "efficientnet_lite0/dense", "efficientnet_lite0/prune-70"
@@ -97,19 +97,7 @@ def gaps(output: Path, records: list[dict] | None = None) -> pd.DataFrame:
     runs["ece_temp_scaled"] = [r["metrics"].get("ece_temp_scaled") for r in records]
     predictions = predictions_of(records)
     models = [m for m in dict.fromkeys(runs["model"]) if m != DENSE]
-    parts = []
-    for metric in ("acc", "ece", "ece_temp_scaled"):
-        part = paired_gaps(runs, {"lite0": (DENSE, models)}, metric, methods=(DESIGN["method"],),
-                           predictions=predictions if metric != "ece_temp_scaled" else None)
-        if metric != "acc":
-            for col in ("dense_mean", "model_mean", "gap", "gap_low", "gap_high", "halfwidth", "seed_sd", "test_se",
-                        "mde"):
-                part[col] = part[col] * 100
-            # the verdict words were computed in fractions; say them in the points the table shows
-            part["verdict"] = [verdict(lo, hi, k) for lo, hi, k in zip(part["gap_low"], part["gap_high"],
-                                                                       part["pairs"], strict=True)]
-        parts.append(part.assign(metric=metric))
-    return pd.concat(parts, ignore_index=True)
+    return gaps_by_metric(runs, {"lite0": (DENSE, models)}, DESIGN["method"], predictions)
 
 
 def beside_lp(runs: pd.DataFrame, lp_runs: pd.DataFrame) -> pd.DataFrame:

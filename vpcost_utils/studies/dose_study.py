@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..config import RunSpec
 from ..running.store import ResultStore
-from ..stats.intervals import paired_gaps, predictions_of, t_interval, verdict
+from ..stats.intervals import gaps_by_metric, predictions_of, t_interval
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "dose-study"
 DENSE, NULL, POSITIVE = "efficientnet_lite0/dense", "efficientnet_lite0/dense-copy", "efficientnet_lite0/prune-70"
@@ -131,18 +131,8 @@ def gap_tables(output: Path, records: list[dict] | None = None) -> tuple[pd.Data
     runs["ece_temp_scaled"] = [r["metrics"].get("ece_temp_scaled") for r in records]
     predictions = predictions_of(records)
     families = {"lite0": (DENSE, list(DESIGN["models"]))}
-    parts = []
-    for metric in ("acc", "ece", "ece_temp_scaled"):
-        gaps = paired_gaps(runs, families, metric, methods=(DESIGN["method"],),
-                           predictions=predictions if metric != "ece_temp_scaled" else None)
-        if metric != "acc":  # ECE as points (x100) so both tables read alike
-            for col in ("dense_mean", "model_mean", "gap", "gap_low", "gap_high", "halfwidth", "seed_sd", "test_se",
-                        "mde"):
-                gaps[col] = gaps[col] * 100
-            gaps["verdict"] = [verdict(lo, hi, k) for lo, hi, k in zip(gaps["gap_low"], gaps["gap_high"],
-                                                                       gaps["pairs"], strict=True)]
-        parts.append(gaps.assign(metric=metric))
-    gaps = pd.concat(parts, ignore_index=True).merge(_levels().drop(columns="family"), on="model", how="left")
+    gaps = gaps_by_metric(runs, families, DESIGN["method"], predictions)
+    gaps = gaps.merge(_levels().drop(columns="family"), on="model", how="left")
     return gaps, slopes(runs)
 
 
