@@ -66,9 +66,17 @@ DESIGN: dict[str, Any] = {
 LARGE: dict[str, Any] = {"shots": 500, "seeds": 3, "sample_seed": 0,
                          "models": (DENSE, "efficientnet_lite0/prune-50", "efficientnet_lite0/int8-tflite", NULL)}
 
+#: Stage 3, fixed 2026-12-07 (session 3) before any of its runs: calibration at the largest budget the rest of that
+#: session could buy, N=2,000 per class (20,000 images, a third of the full set; about 18 core-minutes of features a
+#: model here), one N-shot sample (sample_seed 0) and three head seeds, for dense and `prune-50` (the sparse model:
+#: the paper's claim is that sparsity hurts calibration) and the null (it shares dense's cached features). Like stage
+#: 2 it has no positive control: a measurement, not a verdict.
+LARGEST: dict[str, Any] = {"shots": 2000, "seeds": 3, "sample_seed": 0,
+                           "models": (DENSE, "efficientnet_lite0/prune-50", NULL)}
+
 
 def specs(stage: int | None = None) -> list[RunSpec]:
-    """Every run of the design (stage 1, 2 or both), dense first (each model's runs together, so its features are
+    """Every run of the design (stage 1, 2, 3 or all), dense first (each model's runs together, so its features are
     computed once)."""
     out = []
     if stage in (None, 1):
@@ -82,6 +90,11 @@ def specs(stage: int | None = None) -> list[RunSpec]:
                         sample_seed=LARGE["sample_seed"], eval_every=100, max_test=DESIGN["max_test"],
                         holdout=DESIGN["holdout"])
                 for model in LARGE["models"] for seed in range(LARGE["seeds"])]
+    if stage in (None, 3):
+        out += [RunSpec(model, DESIGN["dataset"], method=DESIGN["method"], n_shots=LARGEST["shots"], seed=seed,
+                        sample_seed=LARGEST["sample_seed"], eval_every=100, max_test=DESIGN["max_test"],
+                        holdout=DESIGN["holdout"])
+                for model in LARGEST["models"] for seed in range(LARGEST["seeds"])]
     return out
 
 
@@ -247,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=("run", "table", "design"))
     parser.add_argument("--output", type=Path, default=Path("outputs/mini/dose-study"))
     parser.add_argument("--runner", default="processes", choices=("processes", "serial"))
-    parser.add_argument("--stage", type=int, choices=(1, 2), default=None, help="run one stage only (default both)")
+    parser.add_argument("--stage", type=int, choices=(1, 2, 3), default=None, help="run one stage only (default all)")
     args = parser.parse_args(argv)
     if args.action == "design":
         print(json.dumps({**DESIGN, "runs": len(specs())}, indent=1, default=str))
