@@ -64,3 +64,10 @@ def test_the_design_pairs_every_model_with_dense_on_the_same_seeds_and_images():
     large = ds.specs(stage=2)
     assert {s.data_seed for s in large} == {ds.LARGE["sample_seed"]}  # one N-shot sample: seeds vary the head
     assert {s.seed for s in large} == set(range(ds.LARGE["seeds"])) and {s.n_shots for s in large} == {500}
+
+
+def test_stage_3_draws_one_large_sample_and_its_null_shares_dense_s_features():
+    largest = ds.specs(stage=3)
+    assert {s.n_shots for s in largest} == {ds.LARGEST["shots"]} and {s.data_seed for s in largest} == {0}
+    assert {s.model for s in largest} == set(ds.LARGEST["models"]) and ds.NULL in ds.LARGEST["models"]
+    assert not {s.run_id for s in largest} & {s.run_id for s in ds.specs(stage=1) + ds.specs(stage=2)}
