@@ -110,9 +110,11 @@ def run(output: Path, runner: str = "processes", stage: int | None = None) -> in
 
         models = list(dict.fromkeys(s.model for s in todo))
         with ProcessPoolExecutor(max_workers=int(os.environ.get("VPCOST_WORKERS", "2"))) as pool:
-            list(pool.map(_run_model, [str(output)] * len(models), models, [stage] * len(models)))
-    result = run_grid(todo, store, runner="serial", progress=True)
-    return result.ran
+            ran = sum(pool.map(_run_model, [str(output)] * len(models), models, [stage] * len(models)))
+    else:
+        ran = 0
+    # then, serially, whatever the workers left (a failed run is retried once here, its error raised)
+    return ran + run_grid(todo, store, runner="serial", progress=True).ran
 
 
 def _run_model(output: str, model: str, stage: int | None = None) -> int:
