@@ -1,4 +1,4 @@
-"""``python -m vpcost_utils.models.photo_agreement [NAME ...] [--probe N ...]``: agreement on every held-out photograph.
+"""``python -m vpcost_utils.built.photo_agreement [NAME ...] [--probe N ...]``: agreement on every held-out photograph.
 
 For each Lite0 registry name: load (or build) the model and measure its top-1 agreement and KL with the dense
 model on the crops of all seven held-out photographs (``photo_packages.held_out_agreement``), at 224 and 128
