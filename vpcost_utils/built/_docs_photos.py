@@ -38,12 +38,12 @@ def photos_markdown() -> str:
                                  sources=sources_markdown()) + results_markdown()
 
 
-# -- measured: agreement on all seven held-out photographs (python -m vpcost_utils.models.photo_agreement) -------
+# -- measured: agreement on all seven held-out photographs (python -m vpcost_utils.built.photo_agreement) -------
 
 RESULTS = """
 ### Agreement on the seven held-out photographs, and the paper's compression levels
 
-Measured 2026-12-07 by `python -m vpcost_utils.models.photo_agreement` (`photo_packages.held_out_agreement`):
+Measured 2026-12-07 by `python -m vpcost_utils.built.photo_agreement` (`photo_packages.held_out_agreement`):
 top-1 agreement with `efficientnet_lite0/dense` and mean KL(dense || model) on 64 random crops of each of the
 seven held-out photographs (448 crops), at 224 px and at the mini canvas's 128 px; "3 photos" is the earlier
 table's figure on `chelsea`, `coffee` and `grace_hopper` alone (from the model's build), for comparison.
