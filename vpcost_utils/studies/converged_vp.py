@@ -90,14 +90,11 @@ def convergence(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def gaps(output: Path, records: list[dict] | None = None) -> pd.DataFrame:
-    """Paired gaps (dense minus each model) in accuracy and ECE (x100, before and after temperature scaling)."""
-    records = _records(output) if records is None else records
-    runs = ResultStore(output).table(records)
-    runs["ece_temp_scaled"] = [r["metrics"].get("ece_temp_scaled") for r in records]
-    predictions = predictions_of(records)
+def gaps(runs: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
+    """Paired gaps (dense minus each model) in accuracy and ECE (x100, before and after temperature scaling), from
+    ``write``'s run table (with its ``ece_temp_scaled`` column) and the records it was made from."""
     models = [m for m in dict.fromkeys(runs["model"]) if m != DENSE]
-    return gaps_by_metric(runs, {"lite0": (DENSE, models)}, DESIGN["method"], predictions)
+    return gaps_by_metric(runs, {"lite0": (DENSE, models)}, DESIGN["method"], predictions_of(records))
 
 
 def beside_lp(runs: pd.DataFrame, lp_runs: pd.DataFrame) -> pd.DataFrame:
@@ -137,7 +134,7 @@ def write(output: Path, docs: Path = DOCS, lp_runs: Path = LP_RUNS) -> dict[str,
     out = {"runs": runs, "convergence": convergence(records)}
     out["convergence"].to_csv(docs / "convergence.csv", index=False)
     if (runs["model"] == DENSE).any() and runs["model"].nunique() > 1:
-        out["gaps"] = gaps(output, records)
+        out["gaps"] = gaps(runs, records)
         out["gaps"].to_csv(docs / "gaps.csv", index=False)
         if lp_runs.exists():
             out["beside_lp"] = beside_lp(runs, pd.read_csv(lp_runs))
