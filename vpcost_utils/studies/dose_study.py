@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import RunSpec
+from ..errors import SpecError
 from ..running.store import ResultStore
 from ..stats.intervals import gaps_by_metric, predictions_of, t_interval
 
@@ -74,9 +75,20 @@ LARGE: dict[str, Any] = {"shots": 500, "seeds": 3, "sample_seed": 0,
 LARGEST: dict[str, Any] = {"shots": 2000, "seeds": 3, "sample_seed": 0,
                            "models": (DENSE, "efficientnet_lite0/prune-50", NULL)}
 
+#: Stage 4, fixed 2026-12-08 before any of its runs: the paper's calibration claim where the paper measures it, full
+#: data (all 60,000 Fashion-MNIST training images but the 10 held out per class for the temperature: n_shots None),
+#: three head seeds on one held-out draw (sample_seed 0), for dense, `prune-50` and the null. A feature pass is about
+#: 35-55 core-minutes a model at 224 px here, so dense and prune-50 run side by side and the null (dense's features,
+#: cached) after them. No positive control (no compressed model is known to hurt calibration): a measurement, not a
+#: verdict. Its records go to their own tables (``FULL_DOCS``) so the stage 1-3 tables are never rebuilt without
+#: their records.
+FULL: dict[str, Any] = {"shots": None, "seeds": 3, "sample_seed": 0,
+                        "models": (DENSE, "efficientnet_lite0/prune-50", NULL)}
+FULL_DOCS = DOCS / "full-data"
+
 
 def specs(stage: int | None = None) -> list[RunSpec]:
-    """Every run of the design (stage 1, 2, 3 or all), dense first (each model's runs together, so its features are
+    """Every run of the design (stage 1, 2, 3, 4 or all), dense first (each model's runs together, so its features are
     computed once)."""
     out = []
     if stage in (None, 1):
@@ -95,6 +107,11 @@ def specs(stage: int | None = None) -> list[RunSpec]:
                         sample_seed=LARGEST["sample_seed"], eval_every=100, max_test=DESIGN["max_test"],
                         holdout=DESIGN["holdout"])
                 for model in LARGEST["models"] for seed in range(LARGEST["seeds"])]
+    if stage in (None, 4):
+        out += [RunSpec(model, DESIGN["dataset"], method=DESIGN["method"], n_shots=FULL["shots"], seed=seed,
+                        sample_seed=FULL["sample_seed"], eval_every=100, max_test=DESIGN["max_test"],
+                        holdout=DESIGN["holdout"])
+                for model in FULL["models"] for seed in range(FULL["seeds"])]
     return out
 
 
@@ -132,17 +149,36 @@ def _levels() -> pd.DataFrame:
     return frame
 
 
-def _records(output: Path) -> list[dict]:
-    """The design's records in ``output``, each file read once."""
-    wanted = {s.run_id for s in specs()}
+def _stages(full: bool) -> tuple[int, ...]:
+    return (4,) if full else (1, 2, 3)
+
+
+def _records(output: Path, full: bool = False) -> list[dict]:
+    """The records in ``output`` of stages 1-3 (or of stage 4 when ``full``), each file read once."""
+    wanted = {s.run_id for stage in _stages(full) for s in specs(stage)}
     return [r for r in ResultStore(output).records() if r["run_id"] in wanted]
 
 
-def gap_tables(output: Path, records: list[dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def check_complete(records: list[dict], docs: Path) -> None:
+    """Refuse to rewrite ``docs``'s tables from fewer records than made them: the per-run CSV is committed, the
+    records (with the per-image outcomes the intervals need) live in the store, which a new machine does not have."""
+    published = docs / "runs.csv"
+    if not published.exists():
+        return
+    have = {r["run_id"] for r in records}
+    lost = sorted(set(pd.read_csv(published, dtype={"run_id": str})["run_id"]) - have)
+    if lost:
+        raise SpecError(f"{len(lost)} run(s) in {published} (e.g. {lost[0]}) have no record in the store: rewriting "
+                        f"the tables now would drop them. Point --output at the store that holds them, or rerun "
+                        f"`python -m vpcost_utils.studies.dose_study run` to remake them first")
+
+
+def gap_tables(output: Path, records: list[dict] | None = None,
+               runs: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-cell gaps for acc / ece / ece after temperature scaling, per-N slopes) from the study's records in
-    ``output`` (``records``: already read by ``_records``)."""
+    ``output`` (``records``: already read by ``_records``; ``runs``: their ``ResultStore.table``, already built)."""
     records = _records(output) if records is None else records
-    runs = ResultStore(output).table(records)
+    runs = ResultStore(output).table(records) if runs is None else runs
     runs["ece_temp_scaled"] = [r["metrics"].get("ece_temp_scaled") for r in records]
     predictions = predictions_of(records)
     families = {"lite0": (DENSE, list(DESIGN["models"]))}
@@ -210,20 +246,24 @@ def controls(gaps: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write(output: Path, docs: Path = DOCS) -> dict[str, pd.DataFrame]:
-    """The per-run CSV, the gap, slope and control tables (CSV) and the figure, under ``docs``."""
+def write(output: Path, docs: Path | None = None, full: bool = False) -> dict[str, pd.DataFrame]:
+    """The per-run CSV, the gap, slope and control tables (CSV) and the figure, under ``docs`` (default ``DOCS``,
+    or ``FULL_DOCS`` for stage 4's full-data tables when ``full``)."""
+    docs = (FULL_DOCS if full else DOCS) if docs is None else docs
+    records = _records(output, full)
+    check_complete(records, docs)
     docs.mkdir(parents=True, exist_ok=True)
-    records = _records(output)
     runs = ResultStore(output).table(records)
     keep = ["run_id", "model", "dataset", "method", "n_shots", "seed", "holdout", "acc", "ece", "wall_time_s",
             "threads", "arithmetic", "cpu_model", "git_commit"]
     runs[keep].sort_values(["model", "n_shots", "seed"]).to_csv(docs / "runs.csv", index=False)
-    gaps, slope = gap_tables(output, records)
+    gaps, slope = gap_tables(output, records, runs)
     ctrl = controls(gaps)
     gaps.to_csv(docs / "gaps.csv", index=False)
     slope.to_csv(docs / "slopes.csv", index=False)
     ctrl.to_csv(docs / "controls.csv", index=False)
-    figure(gaps, ctrl).savefig(docs / "dose_response.png", dpi=120, bbox_inches="tight")
+    if not full:  # stage 4 is one budget with no positive control: its tables are the result, not a curve
+        figure(gaps, ctrl).savefig(docs / "dose_response.png", dpi=120, bbox_inches="tight")
     return {"runs": runs, "gaps": gaps, "slopes": slope, "controls": ctrl}
 
 
@@ -262,14 +302,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=("run", "table", "design"))
     parser.add_argument("--output", type=Path, default=Path("outputs/mini/dose-study"))
     parser.add_argument("--runner", default="processes", choices=("processes", "serial"))
-    parser.add_argument("--stage", type=int, choices=(1, 2, 3), default=None, help="run one stage only (default all)")
+    parser.add_argument("--stage", type=int, choices=(1, 2, 3, 4), default=None,
+                        help="run one stage only (default all); with `table`, 4 writes the full-data tables "
+                             "(docs/dose-study/full-data/), anything else stages 1-3's")
     args = parser.parse_args(argv)
     if args.action == "design":
         print(json.dumps({**DESIGN, "runs": len(specs())}, indent=1, default=str))
     elif args.action == "run":
         print(f"{run(args.output, args.runner, args.stage)} runs made")
     else:
-        out = write(args.output)
+        out = write(args.output, full=args.stage == 4)
         with pd.option_context("display.width", 200, "display.max_columns", 30):
             print(out["controls"], out["slopes"], sep="\n\n")
     return 0
