@@ -71,3 +71,28 @@ def test_stage_3_draws_one_large_sample_and_its_null_shares_dense_s_features():
     assert {s.n_shots for s in largest} == {ds.LARGEST["shots"]} and {s.data_seed for s in largest} == {0}
     assert {s.model for s in largest} == set(ds.LARGEST["models"]) and ds.NULL in ds.LARGEST["models"]
     assert not {s.run_id for s in largest} & {s.run_id for s in ds.specs(stage=1) + ds.specs(stage=2)}
+
+
+def test_stage_4_is_full_data_on_one_held_out_draw_and_new_runs():
+    full = ds.specs(stage=4)
+    assert {s.n_shots for s in full} == {None} and {s.data_seed for s in full} == {0}
+    assert {s.model for s in full} == set(ds.FULL["models"]) and len(full) == 3 * ds.FULL["seeds"]
+    assert not {s.run_id for s in full} & {s.run_id for s in ds.specs(stage=1) + ds.specs(stage=2) + ds.specs(stage=3)}
+
+
+def test_a_table_rewrite_refuses_to_drop_published_runs_it_has_no_record_of(tmp_path):
+    import pytest
+
+    from vpcost_utils.errors import SpecError
+    from vpcost_utils.studies.published import check_complete
+
+    pd.DataFrame({"run_id": ["0123456789ab", "ba9876543210"], "acc": [1.0, 2.0]}).to_csv(tmp_path / "runs.csv")
+    with pytest.raises(SpecError, match=r"1 run\(s\) in .*ba9876543210.*dose_study run"):
+        check_complete([{"run_id": "0123456789ab"}], tmp_path, "python -m vpcost_utils.studies.dose_study run")
+    check_complete([{"run_id": "0123456789ab"}, {"run_id": "ba9876543210"}], tmp_path, "x")  # all there: fine
+    check_complete([], tmp_path / "not-yet-published", "x")  # nothing published yet: fine
+    # the real command, on an empty store, refuses before writing anything
+    before = (ds.DOCS / "runs.csv").read_bytes()
+    with pytest.raises(SpecError, match="no record in the store"):
+        ds.write(tmp_path / "empty-store")
+    assert (ds.DOCS / "runs.csv").read_bytes() == before

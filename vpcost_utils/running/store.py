@@ -138,7 +138,13 @@ class ResultStore:
             row.update(loss_change=conv.get("loss_change_last_tenth"),
                        mapping_changes=conv.get("mapping_changes_last_quarter"), settled=conv.get("settled"))
             rows.append(row)
-        columns = ["run_id", *RunSpec.__dataclass_fields__, "acc", "ece", "substitute", "sparsity", "bits",
+        columns = ["run_id", *RunSpec.__dataclass_fields__, "acc", "ece", "ece_temp_scaled", "substitute", "sparsity",
+                   "bits",
                    "wall_time_s", "threads", "cpu_kernels", "arithmetic", "cpu_model", "git_commit", "loss_change",
                    "mapping_changes", "settled"]
-        return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
+        if not rows:
+            return pd.DataFrame(columns=columns)
+        table = pd.DataFrame(rows)
+        if "ece_temp_scaled" not in table:  # records made before temperature scaling: the studies' gap tables read it
+            table["ece_temp_scaled"] = None
+        return table

@@ -28,6 +28,7 @@ import pandas as pd
 from ..config import RunSpec
 from ..running.store import ResultStore
 from ..stats.intervals import gaps_by_metric, predictions_of, t_interval
+from .published import check_complete
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "converged-vp"
 DENSE, POSITIVE = "efficientnet_lite0/dense", "efficientnet_lite0/prune-70"
@@ -123,10 +124,10 @@ def beside_lp(runs: pd.DataFrame, lp_runs: pd.DataFrame) -> pd.DataFrame:
 
 def write(output: Path, docs: Path = DOCS, lp_runs: Path = LP_RUNS) -> dict[str, pd.DataFrame]:
     """The per-run CSV, the gaps, the convergence curve, VP beside LP and the figure, under ``docs``."""
-    docs.mkdir(parents=True, exist_ok=True)
     records = _records(output)
+    check_complete(records, docs, "python -m vpcost_utils.studies.converged_vp run")
+    docs.mkdir(parents=True, exist_ok=True)
     runs = ResultStore(output).table(records)
-    runs["ece_temp_scaled"] = [r["metrics"].get("ece_temp_scaled") for r in records]
     runs["settled"] = [r["convergence"]["settled"] for r in records]
     keep = ["run_id", "model", "dataset", "method", "n_shots", "seed", "epochs", "holdout", "acc", "ece",
             "ece_temp_scaled", "settled", "wall_time_s", "threads", "arithmetic", "cpu_model", "git_commit"]

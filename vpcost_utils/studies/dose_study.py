@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from ..config import RunSpec
-from ..errors import SpecError
 from ..running.store import ResultStore
 from ..stats.intervals import gaps_by_metric, predictions_of, t_interval
+from .published import check_complete
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "dose-study"
 DENSE, NULL, POSITIVE = "efficientnet_lite0/dense", "efficientnet_lite0/dense-copy", "efficientnet_lite0/prune-70"
@@ -159,27 +159,12 @@ def _records(output: Path, full: bool = False) -> list[dict]:
     return [r for r in ResultStore(output).records() if r["run_id"] in wanted]
 
 
-def check_complete(records: list[dict], docs: Path) -> None:
-    """Refuse to rewrite ``docs``'s tables from fewer records than made them: the per-run CSV is committed, the
-    records (with the per-image outcomes the intervals need) live in the store, which a new machine does not have."""
-    published = docs / "runs.csv"
-    if not published.exists():
-        return
-    have = {r["run_id"] for r in records}
-    lost = sorted(set(pd.read_csv(published, dtype={"run_id": str})["run_id"]) - have)
-    if lost:
-        raise SpecError(f"{len(lost)} run(s) in {published} (e.g. {lost[0]}) have no record in the store: rewriting "
-                        f"the tables now would drop them. Point --output at the store that holds them, or rerun "
-                        f"`python -m vpcost_utils.studies.dose_study run` to remake them first")
-
-
 def gap_tables(output: Path, records: list[dict] | None = None,
                runs: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-cell gaps for acc / ece / ece after temperature scaling, per-N slopes) from the study's records in
     ``output`` (``records``: already read by ``_records``; ``runs``: their ``ResultStore.table``, already built)."""
     records = _records(output) if records is None else records
     runs = ResultStore(output).table(records) if runs is None else runs
-    runs["ece_temp_scaled"] = [r["metrics"].get("ece_temp_scaled") for r in records]
     predictions = predictions_of(records)
     families = {"lite0": (DENSE, list(DESIGN["models"]))}
     gaps = gaps_by_metric(runs, families, DESIGN["method"], predictions)
@@ -251,7 +236,7 @@ def write(output: Path, docs: Path | None = None, full: bool = False) -> dict[st
     or ``FULL_DOCS`` for stage 4's full-data tables when ``full``)."""
     docs = (FULL_DOCS if full else DOCS) if docs is None else docs
     records = _records(output, full)
-    check_complete(records, docs)
+    check_complete(records, docs, "python -m vpcost_utils.studies.dose_study run")
     docs.mkdir(parents=True, exist_ok=True)
     runs = ResultStore(output).table(records)
     keep = ["run_id", "model", "dataset", "method", "n_shots", "seed", "holdout", "acc", "ece", "wall_time_s",
