@@ -28,7 +28,7 @@ import pandas as pd
 from ..config import RunSpec
 from ..running.store import ResultStore
 from ..stats.intervals import gaps_by_metric, predictions_of, t_interval
-from .published import check_complete
+from . import published
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "converged-vp"
 DENSE, POSITIVE = "efficientnet_lite0/dense", "efficientnet_lite0/prune-70"
@@ -72,12 +72,13 @@ def run(output: Path, stage: int | None = None, runner: str = "processes") -> in
     """Make every run of the design not yet in ``output``."""
     from ..running.sweep import run_grid
 
+    published.restore(output, DOCS)  # what earlier sessions made, from the committed archive
     return run_grid(specs(stage), ResultStore(output), runner=runner, progress=True, on_error="record").ran
 
 
-def _records(output: Path) -> list[dict]:
-    wanted = {s.run_id for s in specs()}
-    return [r for r in ResultStore(output).records() if r["run_id"] in wanted]
+def _records(output: Path, docs: Path = DOCS) -> list[dict]:
+    """The design's records, from ``output`` or ``docs``'s committed archive (``published.records``)."""
+    return published.records(output, docs, {s.run_id for s in specs()})
 
 
 def convergence(records: list[dict]) -> pd.DataFrame:
@@ -124,14 +125,15 @@ def beside_lp(runs: pd.DataFrame, lp_runs: pd.DataFrame) -> pd.DataFrame:
 
 def write(output: Path, docs: Path = DOCS, lp_runs: Path = LP_RUNS) -> dict[str, pd.DataFrame]:
     """The per-run CSV, the gaps, the convergence curve, VP beside LP and the figure, under ``docs``."""
-    records = _records(output)
-    check_complete(records, docs, "python -m vpcost_utils.studies.converged_vp run")
+    records = _records(output, docs)
+    published.check_complete(records, docs, "python -m vpcost_utils.studies.converged_vp run")
     docs.mkdir(parents=True, exist_ok=True)
     runs = ResultStore(output).table(records)
     runs["settled"] = [r["convergence"]["settled"] for r in records]
     keep = ["run_id", "model", "dataset", "method", "n_shots", "seed", "epochs", "holdout", "acc", "ece",
             "ece_temp_scaled", "settled", "wall_time_s", "threads", "arithmetic", "cpu_model", "git_commit"]
     runs[[c for c in keep if c in runs]].sort_values(["model", "seed"]).to_csv(docs / "runs.csv", index=False)
+    published.archive(records, docs)
     out = {"runs": runs, "convergence": convergence(records)}
     out["convergence"].to_csv(docs / "convergence.csv", index=False)
     if (runs["model"] == DENSE).any() and runs["model"].nunique() > 1:

@@ -28,7 +28,7 @@ import pandas as pd
 from ..config import RunSpec
 from ..running.store import ResultStore
 from ..stats.intervals import gaps_by_metric, predictions_of, t_interval
-from .published import check_complete
+from . import published
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "dose-study"
 DENSE, NULL, POSITIVE = "efficientnet_lite0/dense", "efficientnet_lite0/dense-copy", "efficientnet_lite0/prune-70"
@@ -120,6 +120,8 @@ def run(output: Path, runner: str = "processes", stage: int | None = None) -> in
     from ..running.sweep import run_grid
 
     store = ResultStore(output)
+    for docs in (DOCS, FULL_DOCS):  # what earlier sessions made, from the committed archive
+        published.restore(output, docs)
     todo = specs(stage)
     if runner == "processes":  # one worker per model: both workers never compute the same model's features
         import os
@@ -153,10 +155,11 @@ def _stages(full: bool) -> tuple[int, ...]:
     return (4,) if full else (1, 2, 3)
 
 
-def _records(output: Path, full: bool = False) -> list[dict]:
-    """The records in ``output`` of stages 1-3 (or of stage 4 when ``full``), each file read once."""
+def _records(output: Path, full: bool = False, docs: Path | None = None) -> list[dict]:
+    """The records of stages 1-3 (or of stage 4 when ``full``), from ``output`` or the committed archive under
+    ``docs`` (default: the stages' own folder), each file read once."""
     wanted = {s.run_id for stage in _stages(full) for s in specs(stage)}
-    return [r for r in ResultStore(output).records() if r["run_id"] in wanted]
+    return published.records(output, (FULL_DOCS if full else DOCS) if docs is None else docs, wanted)
 
 
 def gap_tables(output: Path, records: list[dict] | None = None,
@@ -235,13 +238,14 @@ def write(output: Path, docs: Path | None = None, full: bool = False) -> dict[st
     """The per-run CSV, the gap, slope and control tables (CSV) and the figure, under ``docs`` (default ``DOCS``,
     or ``FULL_DOCS`` for stage 4's full-data tables when ``full``)."""
     docs = (FULL_DOCS if full else DOCS) if docs is None else docs
-    records = _records(output, full)
-    check_complete(records, docs, "python -m vpcost_utils.studies.dose_study run")
+    records = _records(output, full, docs)
+    published.check_complete(records, docs, "python -m vpcost_utils.studies.dose_study run")
     docs.mkdir(parents=True, exist_ok=True)
     runs = ResultStore(output).table(records)
     keep = ["run_id", "model", "dataset", "method", "n_shots", "seed", "holdout", "acc", "ece", "wall_time_s",
             "threads", "arithmetic", "cpu_model", "git_commit"]
     runs[keep].sort_values(["model", "n_shots", "seed"]).to_csv(docs / "runs.csv", index=False)
+    published.archive(records, docs)
     gaps, slope = gap_tables(output, records, runs)
     ctrl = controls(gaps)
     gaps.to_csv(docs / "gaps.csv", index=False)
