@@ -51,3 +51,33 @@ def test_the_convergence_table_has_one_row_per_evaluated_epoch():
     table = cv.convergence([record])
     assert list(table["epoch"]) == [16, 32, 100] and list(table["test_acc"]) == [40.0, 50.0, 55.0]
     assert table["settled"].all()
+
+
+def test_the_int8_cell_pairs_by_seed_with_dense_s_record_or_its_published_value(tmp_path):
+    from vpcost_utils.running.store import ResultStore
+
+    store, docs = ResultStore(tmp_path / "store"), tmp_path / "docs"
+    docs.mkdir()
+    dense_acc = {0: 60.0, 1: 62.0, 2: 58.0}
+    published = [{"run_id": s.run_id, "model": cv.DENSE, "seed": s.seed, "acc": dense_acc[s.seed], "ece": 0.05,
+                  "ece_temp_scaled": 0.03} for s in cv.specs(stage=1) if s.model == cv.DENSE]
+    published[0]["acc"] = -1.0  # seed 0's record is in the store below: the record, not the CSV, must be used
+    pd.DataFrame(published).to_csv(docs / "runs.csv", index=False)
+
+    def record(spec, acc, ece):
+        return {"run_id": spec.run_id, "spec": spec.to_dict(), "protocol": 1,
+                "metrics": {"acc": acc, "ece": ece, "ece_temp_scaled": 0.03}}
+
+    store.write(record(next(s for s in cv.specs(stage=1) if s.model == cv.DENSE and s.seed == 0), 60.0, 0.05))
+    for spec, gap in zip(cv.specs(stage=2), (1.0, 3.0, 2.0), strict=True):
+        store.write(record(spec, dense_acc[spec.seed] - gap, 0.05 + gap / 100))
+    lp = pd.DataFrame([{"model": m, "seed": s, "n_shots": 10, "method": "lp", "acc": 80.0 - (g if m == cv.INT8 else 0)}
+                       for s, g in ((0, 0.5), (1, 1.5), (2, 1.0)) for m in (cv.DENSE, cv.INT8)])
+    lp.to_csv(tmp_path / "lp.csv", index=False)
+    table = cv.int8_cell(store.root, docs, tmp_path / "lp.csv").set_index("metric")
+    assert table.loc["acc", "seeds"] == 3 and table.loc["acc", "gap"] == 2.0
+    assert table.loc["acc", "per_seed"] == "+1.00 +3.00 +2.00"
+    assert np.isclose(table.loc["ece", "gap"], -2.0) and np.isclose(table.loc["ece_temp_scaled", "gap"], 0.0)
+    assert table.loc["lp acc", "gap"] == 1.0 and table.loc["vp minus lp acc", "gap"] == 1.0
+    assert table.loc["acc", "gap_low"] < 2.0 < table.loc["acc", "gap_high"]
+    assert sorted(p.stem for p in (docs / "records").glob("*.json")) == sorted(s.run_id for s in cv.specs(stage=2))

@@ -146,6 +146,59 @@ def write(output: Path, docs: Path = DOCS, lp_runs: Path = LP_RUNS) -> dict[str,
     return out
 
 
+INT8 = "efficientnet_lite0/int8-tflite"
+
+
+def int8_cell(output: Path, docs: Path = DOCS, lp_runs: Path = LP_RUNS) -> pd.DataFrame:
+    """Stage 2: Google's int8 model against dense, paired by seed, in accuracy and ECE (x100, before and after
+    temperature scaling), beside the LP gap on the same seeds; written to ``docs/int8.csv``.
+
+    Dense's side is its record where the store or the archive has one, else its published value in
+    ``docs/runs.csv`` (stage 1's records were made on a machine that did not keep them; a rerun on the same
+    arithmetic key reproduces them, which ``python -m vpcost_utils.studies.converged_vp run --stage 1`` checks).
+    The interval is a t-interval over the seeds' paired differences: the test set's sampling noise is not counted
+    (it needs both sides' per-image outcomes), so it is narrower than stage 1's by that term."""
+    wanted = {s.run_id for s in specs(2)} | {s.run_id for s in specs(1) if s.model == DENSE}
+    records = published.records(output, docs, wanted)
+    table = ResultStore(output).table(records)
+    dense = table[table["model"] == DENSE].set_index("seed")
+    if (docs / "runs.csv").exists():  # published values for the seeds whose records are gone
+        old = pd.read_csv(docs / "runs.csv")
+        old = old[old["model"] == DENSE].set_index("seed")
+        dense = pd.concat([dense, old.loc[old.index.difference(dense.index)]])
+    int8 = table[table["model"] == INT8].set_index("seed")
+    seeds = sorted(set(int8.index) & set(dense.index))
+    rows = []
+    for metric, scale in (("acc", 1.0), ("ece", 100.0), ("ece_temp_scaled", 100.0)):
+        diffs = [scale * (float(dense.loc[s, metric]) - float(int8.loc[s, metric])) for s in seeds]
+        mean, low, high = t_interval(diffs) if len(diffs) > 1 else (float("nan"),) * 3
+        rows.append({"model": INT8, "metric": metric, "seeds": len(seeds), "dense_mean": scale * dense.loc[seeds,
+                     metric].astype(float).mean(), "model_mean": scale * int8.loc[seeds, metric].astype(float).mean(),
+                     "gap": mean, "gap_low": low, "gap_high": high, "per_seed": " ".join(f"{d:+.2f}" for d in diffs),
+                     "interval": "t over seeds (test-set noise not counted)"})
+    if lp_runs.exists() and seeds:
+        lp = pd.read_csv(lp_runs)
+        lp = lp[(lp["n_shots"] == DESIGN["shots"]) & (lp["method"] == "lp")].pivot_table(index="seed",
+                                                                                          columns="model", values="acc")
+        lp_gap = [float(lp.loc[s, DENSE] - lp.loc[s, INT8]) for s in seeds]
+        vp_gap = [float(dense.loc[s, "acc"]) - float(int8.loc[s, "acc"]) for s in seeds]
+        for name, values in (("lp acc", lp_gap), ("vp minus lp acc", [v - g for v, g in zip(vp_gap, lp_gap,
+                                                                                          strict=True)])):
+            mean, low, high = t_interval(values) if len(values) > 1 else (float("nan"),) * 3
+            rows.append({"model": INT8, "metric": name, "seeds": len(seeds), "gap": mean, "gap_low": low,
+                         "gap_high": high, "per_seed": " ".join(f"{d:+.2f}" for d in values),
+                         "interval": "t over seeds"})
+    out = pd.DataFrame(rows)
+    docs.mkdir(parents=True, exist_ok=True)
+    out.to_csv(docs / "int8.csv", index=False)
+    mine = [r for r in records if r["spec"]["model"] == INT8]
+    keep = ["run_id", "model", "seed", "acc", "ece", "ece_temp_scaled", "settled", "wall_time_s", "arithmetic",
+            "cpu_model", "git_commit"]
+    table[table["model"] == INT8][keep].sort_values("seed").to_csv(docs / "int8_runs.csv", index=False)
+    published.archive(mine, docs)
+    return out
+
+
 def figure(curve: pd.DataFrame):
     """Test accuracy against epoch of the 100-epoch schedule, one line per run, coloured by model."""
     import matplotlib
@@ -170,11 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("run", "table"))
     parser.add_argument("--output", type=Path, default=Path("outputs/mini/converged-vp"))
-    parser.add_argument("--stage", type=int, choices=(1, 2), default=None, help="one stage only (default both)")
+    parser.add_argument("--stage", type=int, choices=(1, 2), default=None,
+                        help="one stage only (default both); `table --stage 2`: the int8 cell alone (int8.csv)")
     parser.add_argument("--runner", default="processes", choices=("processes", "serial"))
     args = parser.parse_args(argv)
     if args.action == "run":
         print(f"ran {run(args.output, args.stage, args.runner)} runs")
+    elif args.stage == 2:
+        print(int8_cell(args.output).round(3).to_string(index=False))
     else:
         for name, frame in write(args.output).items():
             if name != "runs":
