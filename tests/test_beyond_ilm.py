@@ -228,3 +228,15 @@ def test_the_planner_counts_a_mapping_pass_per_epoch_for_blm_and_none_for_fullym
     passes = {m: run_passes(base.replace(method=m)) for m in ("ilm", "blm", "blm+", "fullymap", "flm")}
     assert passes["blm"].mapping == passes["blm+"].mapping == passes["ilm"].mapping == 5 * passes["flm"].mapping > 0
     assert passes["fullymap"].mapping == 0 and passes["fullymap"].train == passes["ilm"].train
+
+
+def test_the_pilot_s_other_cells_change_only_the_target_or_n():
+    from vpcost_utils.studies import beyond_pilot as bp
+
+    base = bp.pilot_specs([0, 1], ["ilm", "fullymap"])
+    other = bp.pilot_specs([0, 1], ["ilm", "fullymap"], {"dataset": "mnist", "n_shots": 50})
+    assert [s.run_id for s in base] == [s.run_id for s in bp.pilot_specs([0, 1], ["ilm", "fullymap"], bp.CELL)]
+    for a, b in zip(base, other, strict=True):
+        assert (b.dataset, b.n_shots) == ("mnist", 50) and a.run_id != b.run_id
+        assert (a.model, a.method, a.seed, a.epochs, a.canvas, a.max_test) == (b.model, b.method, b.seed, b.epochs,
+                                                                               b.canvas, b.max_test)

@@ -1,6 +1,7 @@
 """The Beyond-ILM pilot (issue #35): each label mapping on dense EfficientNet-Lite0, Fashion-MNIST, N=10, seeds 0-2.
 
-``python -m vpcost_utils.studies.beyond_pilot [--store DIR] [--seeds 0 1 2] [--methods ilm blm blm+ fullymap]``
+``python -m vpcost_utils.studies.beyond_pilot [--store DIR] [--seeds 0 1 2] [--methods ilm blm blm+ fullymap]
+[--dataset mnist] [--shots 50]`` (the other cells of issue #35's table: the same protocol, another target or N)
 
 The mini profile's protocol (16 epochs, evaluated once at the end, 128-px canvas, the fixed 2,000-image test subset,
 one thread per run): only the method changes. Fixed before any result was seen: the cell, the seeds and the methods.
@@ -22,11 +23,12 @@ CELL = {"dataset": "fashion_mnist", "n_shots": 10}
 METHODS = ("ilm", "blm", "blm+", "fullymap")
 
 
-def pilot_specs(seeds: list[int], methods: list[str]) -> list[RunSpec]:
-    """The pilot's runs, seed by seed; the mini profile's fields, so the ILM runs are the mini study's own ids."""
+def pilot_specs(seeds: list[int], methods: list[str], cell: dict | None = None) -> list[RunSpec]:
+    """The pilot's runs, seed by seed; the mini profile's fields, so the ILM runs are the mini study's own ids.
+    ``cell``: the dataset and N (default ``CELL``)."""
     mini = COMMON["mini"]
     return [RunSpec(f"{LITE0}/dense", method=m, seed=s, epochs=mini.epochs, eval_every=mini.eval_every,
-                    canvas=mini.canvas, max_test=mini.max_test, **CELL) for s in seeds for m in methods]
+                    canvas=mini.canvas, max_test=mini.max_test, **(cell or CELL)) for s in seeds for m in methods]
 
 
 def cpu_model() -> str:
@@ -64,11 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", default="outputs/beyond-pilot/runs", help="the records' folder")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
+    parser.add_argument("--dataset", default=CELL["dataset"], choices=("fashion_mnist", "mnist"))
+    parser.add_argument("--shots", type=int, default=CELL["n_shots"])
     args = parser.parse_args(argv)
     store = ResultStore(args.store)
     print(f"# machine: {cpu_model()}", flush=True)
     records = []
-    for spec in pilot_specs(args.seeds, args.methods):
+    print(f"# cell: {args.dataset}, N={args.shots}", flush=True)
+    for spec in pilot_specs(args.seeds, args.methods, {"dataset": args.dataset, "n_shots": args.shots}):
         rec = run(spec, store, progress=False)
         records.append(rec)
         m = rec["metrics"]
