@@ -1,5 +1,6 @@
-"""Prompts beyond the paper's padding prompt (issue #35): BLM's / SMM's full-image watermark and AutoVP's learnable
-input scale, pinned against the references' definitions, through the training step, in the spec, and end to end.
+"""Prompts beyond the paper's padding prompt (issue #35): BLM's / SMM's full-image watermark, AutoVP's learnable
+input scale and SMM's sample-specific mask, pinned against the references' definitions, through the training step, in
+the spec, and end to end (SMM's own pins: tests/test_smm_prompt.py).
 
 The test-side references are written from the references' code (``tmlr-group/BayesianLM`` ``WatermarkingVR`` and
 ``train_vm.py``'s PIL ``Resize``; ``IBM/AutoVP`` ``Trainable_Resize`` with kornia's ``scale``, ``InputPadding``) with
@@ -25,7 +26,7 @@ from vpcost_utils.vp import visual_prompts as vps
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-NEW = ("watermark", "autovp-scale")
+NEW = ("watermark", "autovp-scale", "smm")
 
 
 def test_the_spec_and_the_prompt_registry_name_the_same_prompts():
@@ -40,11 +41,17 @@ def test_each_prompt_gives_the_canvas_and_only_its_own_parameters_learn(name):
     prompt = vps.create_prompt(name, 16, 8, MEAN, STD)
     backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=2), torch.nn.Flatten(), torch.nn.Linear(196, 5))
     backbone.requires_grad_(False)
+    if name == "smm":  # theta = 0 at the start multiplies the mask's gradient away: the generator learns from step 2
+        with torch.no_grad():
+            prompt.theta.normal_()
     out = prompt(torch.rand(3, 3, 8, 8))
     assert out.shape == (3, 3, 16, 16) and out.dtype == torch.float32
     backbone(out).logsumexp(1).sum().backward()
-    params = dict(prompt.named_parameters())
+    params = {n: p for n, p in prompt.named_parameters() if not n.startswith("generator.")}
     assert set(params) == ({"theta", "scale"} if name == "autovp-scale" else {"theta"})
+    if name == "smm":  # SMM's generator (tests/test_smm_prompt.py): its weights learn too; biases before a BN do not
+        params.update((n, p) for n, p in prompt.named_parameters()
+                      if n.endswith("weight") or n.startswith("generator.out"))
     for p in params.values():
         assert p.grad is not None and p.grad.abs().sum() > 0
     assert all(p.grad is None for p in backbone.parameters())
@@ -70,8 +77,12 @@ def test_the_task_builds_the_named_prompt_and_one_optimizer_step_moves_every_pro
     task.begin_epoch(0)
     loss, logits, _ = task.step(torch.arange(8), 0)
     assert logits.shape == (8, 4) and torch.isfinite(loss)
+    if name == "smm":  # the first step moves theta alone (theta = 0 zeroes the generator's gradient); the second both
+        assert all(torch.equal(p, before[n]) for n, p in task.prompt.named_parameters() if n != "theta")
+        task.step(torch.arange(4, 12), 1)
     for n, p in task.prompt.named_parameters():
-        assert not torch.equal(p, before[n]), n
+        if not (n.startswith("generator.blocks") and n.endswith(".0.bias")):  # a conv bias before BN: no gradient
+            assert not torch.equal(p, before[n]), n
 
 
 def test_the_default_task_keeps_the_papers_padding_prompt():
@@ -180,11 +191,11 @@ def test_the_scale_is_clamped_after_every_optimizer_step_as_autovp():
 
 def test_an_unknown_prompt_is_refused_before_any_work_listing_the_known_ones(monkeypatch):
     monkeypatch.setattr(train, "create_model", lambda *a, **kw: pytest.fail("a model was loaded"))
-    with pytest.raises(UnknownNameError, match="unknown prompt 'smm'") as err:
-        RunSpec("smallcnn/dense", "digits", prompt="smm")
+    with pytest.raises(UnknownNameError, match="unknown prompt 'resize'") as err:
+        RunSpec("smallcnn/dense", "digits", prompt="resize")
     for known in PROMPTS:
         assert known in str(err.value)
-    with pytest.raises(UnknownNameError, match="autovp-scale, pad, watermark"):
+    with pytest.raises(UnknownNameError, match="autovp-scale, pad, smm, watermark"):
         vps.create_prompt("resize", 16, 8, MEAN, STD)
     with pytest.raises(SpecError, match="only applies to visual prompting"):
         RunSpec("smallcnn/dense", "digits", method="lp", prompt="watermark")
@@ -203,7 +214,7 @@ def test_specs_that_leave_the_prompt_keep_their_run_ids():
         named = spec.replace(prompt="pad")  # the default named: one run, one id
         assert named.prompt is None and named.run_id == run_id and named == spec
         others = {spec.replace(prompt=p).run_id for p in NEW}
-        assert len(others) == 2 and run_id not in others
+        assert len(others) == len(NEW) and run_id not in others
     spec = RunSpec("smallcnn/dense", "digits", prompt="autovp-scale")
     assert RunSpec.from_dict(spec.to_dict()) == spec and spec.to_dict()["prompt"] == "autovp-scale"
 
@@ -221,6 +232,9 @@ def test_a_tiny_smoke_run_with_each_new_prompt_ends_to_end_and_resumes_to_the_sa
     assert whole["data"]["canvas"] == 64 and whole["data"]["input_size"] == 32
     if name == "autovp-scale":
         assert 0.1 <= whole["prompt"]["scale"] <= 5.0 and whole["prompt"]["scale"] != 1.5
+    if name == "smm":  # smallcnn is a CNN: the reference's ResNet configuration
+        assert whole["prompt"] == {"name": "smm", "generator_layers": 5, "patch_size": 8, "generator_lr_ratio": 1.0,
+                                   "generator_gamma": 0.1, "generator_seed": 1}
     resumed, calls = killed_then_resumed(spec, 1, tmp_path / "c.pt")
     assert len(calls) == 1 and resumed["runtime"]["resumed_at_epoch"] == 1
     for key in ("metrics", "curves", "mapping", "mapping_history", "test_predictions", "prompt"):

@@ -29,8 +29,9 @@ TASKS = ("vp", "clip", "crossmodal")
 _LATER_FIELDS = ("canvas", "max_test", "holdout", "class_names", "oversized", "sample_seed", "precision", "prompt")
 PRECISIONS = ("fp32", "bf16")
 #: vp prompts (``vp/visual_prompts.py``): "pad" is the paper's padding prompt (None means it); beyond the paper
-#: (issue #35), BLM's / SMM's full-image "watermark" on the resized image and AutoVP's learnable input scale.
-PROMPTS = ("pad", "watermark", "autovp-scale")
+#: (issue #35), BLM's / SMM's full-image "watermark" on the resized image, AutoVP's learnable input scale, and SMM's
+#: watermark times a sample-specific mask from a small CNN.
+PROMPTS = ("pad", "watermark", "autovp-scale", "smm")
 #: The version of what a spec computes. A record made under another protocol is never reused: the store
 #: treats it as missing and the run is made again (``store.ResultStore.stale``). Bump it when a change of
 #: code changes the numbers a spec gives. 2: every run on one intra-op thread (``arithmetic.py``); before,
@@ -102,7 +103,8 @@ class RunSpec:
     precision: str | None = None
     # The visual prompt (task "vp", not "lp"): None = "pad", the paper's padding prompt; "watermark" = a full-image
     # additive prompt on the image resized to the canvas (BLM, SMM); "autovp-scale" = the padding prompt around the
-    # image scaled by a learned factor (AutoVP). See PROMPTS and docs/reproduction.md, "Beyond ILM".
+    # image scaled by a learned factor (AutoVP); "smm" = the watermark times a per-image mask from a small CNN trained
+    # with it (SMM). See PROMPTS and docs/reproduction.md, "Beyond ILM".
     prompt: str | None = None
 
     def __post_init__(self) -> None:

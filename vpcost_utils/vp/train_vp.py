@@ -8,7 +8,8 @@ cross-entropy over the K mapped logits; FLM once before training, ILM at the sta
 epoch (epoch 0 included), RLM a seeded random injective mapping (BLM / BLM+ / FullyMap beyond the paper:
 ``mapping.py``); mixed precision (bf16 autocast) for the
 training step on CUDA only, unless ``RunSpec.precision`` says otherwise. The prompt is the paper's padding prompt
-unless ``RunSpec.prompt`` names another (``visual_prompts.py``: BLM's / SMM's watermark, AutoVP's learned scale).
+unless ``RunSpec.prompt`` names another (``visual_prompts.py``: BLM's / SMM's watermark, AutoVP's learned scale,
+SMM's sample-specific mask, whose generator trains in a parameter group of its own).
 
 Deliberate differences, each a spec field defaulting to the faster choice:
 - The test set is evaluated every ``eval_every`` epochs and after the last, not every epoch
@@ -24,6 +25,7 @@ be stepped together in one batch (the prompt and mapping are the only per-run st
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -288,6 +290,33 @@ def convergence(train_loss: list[float], mapping_history: list[tuple[int, list[i
             "settled": bool(abs(change) < 0.05 and changes == 0) if change == change else False}
 
 
+#: The factor of the learning-rate drops at 50 % and 72 % of the epochs (ILM-VP's, and BLM's, SMM's, AutoVP's).
+LR_DROP = 0.1
+
+
+def drop_schedule(optimizer: torch.optim.Optimizer, milestones: list[int], gammas: list[float]
+                  ) -> torch.optim.lr_scheduler.LRScheduler:
+    """The learning rate of each parameter group times its ``gamma`` at every milestone epoch: MultiStepLR when all
+    groups share one factor (every prompt but SMM on a transformer), else the same drops per group (LambdaLR)."""
+    if len(set(gammas)) == 1:
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=gammas[0])
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, [functools.partial(_dropped, milestones, g) for g in gammas])
+
+
+def _dropped(milestones: list[int], gamma: float, epoch: int) -> float:
+    return gamma ** sum(epoch >= m for m in milestones)
+
+
+def backbone_family(model_name: str) -> str:
+    """SMM's configuration for a backbone (``visual_prompts.SMM_CONFIGS``): "vit" for a transformer (ViT, DeiT, Swin,
+    by the registry's arch or, outside the registry, the name), "cnn" for every other network."""
+    try:
+        arch = get_entry(model_name).arch
+    except UnknownNameError:
+        arch = model_name
+    return "vit" if any(kind in arch.lower() for kind in ("vit", "deit", "swin")) else "cnn"
+
+
 class VPTask:
     """Visual prompting of an image classifier as one ``loop.Task``: the prompt, its optimizer and scheduler, the
     label mapping (RLM fixed, FLM voted before the first epoch, ILM / BLM / BLM+ before every epoch, FullyMap a
@@ -298,20 +327,23 @@ class VPTask:
         self.spec, self.backbone, self.train, self.test, self.device = spec, backbone, train, test, device
         self.precision, self.mapping_precision = precision, mapping_precision
         canvas = spec.canvas or model.canvas_size
-        self.prompt = create_prompt(spec.prompt, canvas, train.input_size, model.mean, model.std).to(device)
+        self.prompt = create_prompt(spec.prompt, canvas, train.input_size, model.mean, model.std, seed=spec.seed,
+                                    family=backbone_family(spec.model)).to(device)
         self.mapping: Mapping | None = None
         if spec.method == "rlm":
             self.mapping = random_mapping(model.num_classes, train.num_classes,
                                           torch.Generator().manual_seed(spec.seed)).to(device)
-        params = list(self.prompt.parameters())
+        # One group of the prompt's parameters, unless its reference trains parts at their own rates (SMM's generator)
+        groups = self.prompt.param_groups(spec.effective_lr)
         if spec.method == "fullymap":  # AutoVP: one Adam over the prompt and the layer, one learning rate
             self.mapping = fully_connected_mapping(model.num_classes, train.num_classes).to(device)
-            params += list(self.mapping.parameters())
-        self.optimizer = torch.optim.Adam(params, lr=spec.effective_lr)
+            groups[0]["params"] = groups[0]["params"] + list(self.mapping.parameters())
+        gammas = [group.pop("gamma", LR_DROP) for group in groups]
+        self.optimizer = torch.optim.Adam(groups, lr=spec.effective_lr)
         # The reference's int(0.5 E), int(0.72 E); for E = 1 both are 0, which MultiStepLR applies before the first
         # step (the whole run at lr / 100). Drops start at epoch 1 at the earliest; E >= 2 is unchanged.
         milestones = [max(1, int(0.5 * spec.epochs)), max(1, int(0.72 * spec.epochs))]
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=milestones, gamma=0.1)
+        self.scheduler = drop_schedule(self.optimizer, milestones, gammas)
         self.mapping_history: list[tuple[int, list[int]]] = []
         self.saved_prompts: dict[int, torch.Tensor] = {}
         self.test_logits: torch.Tensor | None = None
@@ -351,7 +383,8 @@ class VPTask:
             mapping = {k: v.detach().cpu() for k, v in mapping.state_dict().items()}
         elif mapping is not None:
             mapping = mapping.cpu()
-        prompt = {name: p.detach().cpu() for name, p in self.prompt.named_parameters()}  # theta (and AutoVP's scale)
+        # theta (and AutoVP's scale, SMM's generator with its BatchNorm statistics)
+        prompt = {name: t.detach().cpu() for name, t in self.prompt.training_state().items()}
         return {"prompt": prompt, "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "lr": self.lr, "mapping": mapping,
                 "mapping_history": self.mapping_history, "saved_prompts": self.saved_prompts,
@@ -360,8 +393,8 @@ class VPTask:
     def load_state(self, state: dict) -> None:
         prompt = state["prompt"] if "prompt" in state else {"theta": state["theta"]}  # "theta": older checkpoints
         with torch.no_grad():
-            for name, p in self.prompt.named_parameters():
-                p.copy_(prompt[name])
+            for name, t in self.prompt.training_state().items():
+                t.copy_(prompt[name])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.lr = state["lr"]
