@@ -92,3 +92,50 @@ def test_the_pool_builds_an_unbuilt_model_once_and_trains_ready_models_meanwhile
                                                                    ("smallcnn/prune-80", 2)]
     built["smallcnn/prune-80"] = True
     assert sweep.build_first(specs) == specs  # nothing to build: the order is the grid's
+
+
+class _FakePool:
+    """A stand-in for the process pool: runs in this process; the first ``die`` pools break like a pool whose
+    worker the kernel killed (every future not yet done raises BrokenProcessPool)."""
+
+    pools = 0
+
+    def __init__(self, die: int, done: list):
+        self.die, self.done = die, done
+        type(self).pools += 1
+        self.broken = type(self).pools <= die
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, spec, root, device, wait):
+        import concurrent.futures as cf
+        from concurrent.futures.process import BrokenProcessPool
+
+        future = cf.Future()
+        if self.broken:
+            future.set_exception(BrokenProcessPool("A process in the process pool was terminated"))
+        else:
+            self.done.append(RunSpec.from_dict(spec).run_id)
+            future.set_result("ran")
+        return future
+
+
+@pytest.mark.parametrize("die", [1, 2])
+def test_runs_a_dead_worker_took_down_are_made_again_once_then_recorded(tmp_path, die):
+    store = ResultStore(tmp_path)
+    specs = [RunSpec("smallcnn/dense", "synth_shapes", n_shots=2, seed=s) for s in range(3)]
+    done: list[str] = []
+    _FakePool.pools = 0
+    failures, outcomes = sweep._run_processes(specs, store, None, False,
+                                              make_pool=lambda workers, threads: _FakePool(die, done))
+    if die == 1:  # one broken pool: every run made in the next one, nothing recorded as failed
+        assert sorted(done) == sorted(s.run_id for s in specs) and outcomes == ["ran"] * 3 and not failures
+        assert not list(tmp_path.glob("*.error.json"))
+    else:  # broken twice: recorded as failed, naming the likely cause and the fix, not retried for ever
+        assert not done and _FakePool.pools == 2 and len(failures) == 3
+        assert all("out-of-memory" in f["error"] and "VPCOST_WORKERS=1" in f["error"] for f in failures)
+        assert sorted(p.name for p in tmp_path.glob("*.error.json")) == sorted(f"{s.run_id}.error.json" for s in specs)

@@ -70,6 +70,10 @@ def pending(specs: Iterable[RunSpec], store: ResultStore) -> list[RunSpec]:
     return todo
 
 
+class WorkerDied(VpcostError):
+    """A process-runner worker died (killed, most often for memory) while runs were in flight."""
+
+
 def _record_failure(store: ResultStore, spec: RunSpec, exc: BaseException) -> dict[str, Any]:
     failure = {"run_id": spec.run_id, "spec": spec.to_dict(), "error": f"{type(exc).__name__}: {exc}",
                "traceback": traceback.format_exc()}
@@ -189,11 +193,28 @@ def _run_in_worker(spec: dict[str, Any], root: str, device: str | None, wait: bo
     return _run_and_clear(RunSpec.from_dict(spec), ResultStore(root), device, wait=wait)
 
 
-def _run_processes(todo: list[RunSpec], store: ResultStore, device: str | None, progress: bool
-                   ) -> tuple[list[dict], list[str]]:
-    """(failures, the outcome of every run that did not fail: "ran" or "by another writer")."""
+def _pool(workers: int, threads: int) -> Any:
+    """The process runner's pool: spawned workers (a forked child would inherit the parent's torch thread pool and
+    any CUDA state), a fresh one for every run (see ``_run_processes``)."""
     import concurrent.futures as cf
     import multiprocessing
+
+    return cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+                                  initargs=(threads,), max_tasks_per_child=1)
+
+
+def _run_processes(todo: list[RunSpec], store: ResultStore, device: str | None, progress: bool,
+                   make_pool: Any = _pool) -> tuple[list[dict], list[str]]:
+    """(failures, the outcome of every run that did not fail: "ran" or "by another writer").
+
+    Every run gets a fresh worker process (``max_tasks_per_child=1``): runs keep the memory they free
+    (``allocator.py``), so a worker that went on to a second run would hold the larger of both heaps and its
+    fragments; two Lite0 runs at 224 px in long-lived workers outgrew 24 GB on 2026-12-08 (the kernel's OOM
+    killer). A worker that dies breaks the whole pool; the runs it took down are made again in a new pool (from
+    their mid-run checkpoints), once: a run that kills its worker again is recorded as failed, naming the likely
+    cause and the fix."""
+    import concurrent.futures as cf
+    from concurrent.futures.process import BrokenProcessPool
 
     from tqdm.auto import tqdm
 
@@ -203,15 +224,13 @@ def _run_processes(todo: list[RunSpec], store: ResultStore, device: str | None, 
     workers = min(process_workers(), len(todo))
     threads = max(1, (os.cpu_count() or 1) // workers)
     failures, outcomes = [], []
-    # spawn, not fork: a forked child would inherit the parent's torch thread pool and any CUDA state
-    with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                                initargs=(threads,)) as pool:
-        bar = tqdm(total=len(todo), desc=f"runs ({workers} processes)", disable=not progress)
-        queue, wait = todo, False  # as the serial runner: free runs first, then wait for the busy ones
-        while queue:
+    bar = tqdm(total=len(todo), desc=f"runs ({workers} processes)", disable=not progress)
+    queue, wait, pools_lost = todo, False, 0  # as the serial runner: free runs first, then wait for the busy ones
+    while queue:
+        busy, lost = [], []
+        with make_pool(workers, threads) as pool:
             futures = {pool.submit(_run_in_worker, spec.to_dict(), str(store.root), device, wait): spec
                        for spec in queue}
-            busy = []
             for future in cf.as_completed(futures):
                 try:
                     outcome = future.result()
@@ -219,11 +238,24 @@ def _run_processes(todo: list[RunSpec], store: ResultStore, device: str | None, 
                         busy.append(futures[future])
                         continue
                     outcomes.append(outcome)
+                except BrokenProcessPool:
+                    lost.append(futures[future])
+                    continue
                 except Exception as exc:  # the worker's exception, with its traceback as the cause
                     failures.append(_record_failure(store, futures[future], exc))
                 bar.update()
-            queue, wait = busy, True
-        bar.close()
+        if lost:
+            pools_lost += 1
+            if pools_lost > 1:  # the second time: recorded, not retried for ever
+                for spec in lost:
+                    failures.append(_record_failure(store, spec, WorkerDied(
+                        f"a worker process died twice while runs were in flight ({workers} workers): the usual "
+                        f"cause is the kernel's out-of-memory killer (`dmesg | grep -i memory`); run fewer at once "
+                        f"(VPCOST_WORKERS=1) or free memory, then rerun: finished runs are skipped")))
+                    bar.update()
+                lost = []
+        queue, wait = busy + lost, True
+    bar.close()
     return failures, outcomes
 
 
