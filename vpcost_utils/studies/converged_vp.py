@@ -156,8 +156,9 @@ def int8_cell(output: Path, docs: Path = DOCS, lp_runs: Path = LP_RUNS) -> pd.Da
     Dense's side is its record where the store or the archive has one, else its published value in
     ``docs/runs.csv`` (stage 1's records were made on a machine that did not keep them; a rerun on the same
     arithmetic key reproduces them, which ``python -m vpcost_utils.studies.converged_vp run --stage 1`` checks).
-    The interval is a t-interval over the seeds' paired differences: the test set's sampling noise is not counted
-    (it needs both sides' per-image outcomes), so it is narrower than stage 1's by that term."""
+    The first rows' interval is a t-interval over the seeds' paired differences: the test set's sampling noise is not
+    counted (it needs both sides' per-image outcomes), so it is narrower than stage 1's by that term. Once dense has a
+    record with per-image outcomes at every seed, rows "... (seeds and test set)" add stage 1's interval."""
     wanted = {s.run_id for s in specs(2)} | {s.run_id for s in specs(1) if s.model == DENSE}
     records = published.records(output, docs, wanted)
     table = ResultStore(output).table(records)
@@ -188,10 +189,19 @@ def int8_cell(output: Path, docs: Path = DOCS, lp_runs: Path = LP_RUNS) -> pd.Da
             rows.append({"model": INT8, "metric": name, "seeds": len(seeds), "gap": mean, "gap_low": low,
                          "gap_high": high, "per_seed": " ".join(f"{d:+.2f}" for d in values),
                          "interval": "t over seeds"})
+    with_outcomes = {r["spec"]["seed"] for r in records if r["spec"]["model"] == DENSE and r.get("test_predictions")}
+    if len(seeds) > 1 and set(seeds) <= with_outcomes:  # both sides' per-image outcomes: stage 1's interval
+        pair = table[table["model"].isin([DENSE, INT8]) & table["seed"].isin(seeds)]
+        for _, g in gaps(pair, records).iterrows():
+            rows.append({"model": INT8, "metric": f"{g['metric']} (seeds and test set)", "seeds": g["pairs"],
+                         "dense_mean": g["dense_mean"], "model_mean": g["model_mean"], "gap": g["gap"],
+                         "gap_low": g["gap_low"], "gap_high": g["gap_high"], "per_seed": "",
+                         "interval": f"t over seeds and the test set (as stage 1); smallest detectable gap "
+                                     f"{g['mde']:.2f}"})
     out = pd.DataFrame(rows)
     docs.mkdir(parents=True, exist_ok=True)
     out.to_csv(docs / "int8.csv", index=False)
-    mine = [r for r in records if r["spec"]["model"] == INT8]
+    mine = [r for r in records if r["spec"]["model"] in (INT8, DENSE)]  # dense's remade records too
     keep = ["run_id", "model", "seed", "acc", "ece", "ece_temp_scaled", "settled", "wall_time_s", "arithmetic",
             "cpu_model", "git_commit"]
     table[table["model"] == INT8][keep].sort_values("seed").to_csv(docs / "int8_runs.csv", index=False)
