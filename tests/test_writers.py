@@ -91,7 +91,7 @@ def test_the_process_runner_waits_for_a_busy_run_and_takes_it_over(tmp_path, mon
     from vpcost_utils.running import runs, sweep
 
     class InProcessPool(cf.ThreadPoolExecutor):  # the pool's logic, in threads, so the fake run below applies
-        def __init__(self, workers, mp_context=None, initializer=None, initargs=()):
+        def __init__(self, workers, mp_context=None, initializer=None, initargs=(), max_tasks_per_child=None):
             super().__init__(workers)
 
     ran = []
